@@ -1,0 +1,132 @@
+# weft - GNU Makefile, no configure step.
+#
+#   make            build/opt: libweft.a, libweft.so, tests, benchmarks, examples
+#   make check      every test, optimized, under ASan+UBSan, and with WEFT_DEBUG=migrate
+#   make bench      optimized benchmarks, each beside its baseline
+#   make run        the demo
+#   make install PREFIX=/usr/local
+#
+# Variables: CC (gcc or clang), PREFIX, TEST_JOBS (tests run at once),
+# TEST_TIMEOUT (seconds per test program), WEFT_TEST_SCALE (stress sizes, 1 = full).
+
+CC       ?= cc
+CXX      ?= c++
+PREFIX   ?= /usr/local
+TEST_JOBS    ?= 2
+TEST_TIMEOUT ?= 300
+
+VERSION  := 0.1.0
+SOVER    := 0
+
+WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
+BASEFLAGS := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
+             -D_GNU_SOURCE -Iinclude -Isrc $(WARN)
+LDLIBS   := -lpthread
+
+# One build configuration per folder under build/.
+OPT_CFLAGS  := $(BASEFLAGS) -O2
+ASAN_CFLAGS := $(BASEFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -DWEFT_ASAN=1
+ASAN_LDFLAGS := -fsanitize=address,undefined
+TSAN_CFLAGS := $(BASEFLAGS) -O1 -fsanitize=thread -DWEFT_TSAN=1
+TSAN_LDFLAGS := -fsanitize=thread
+
+LIB_C    := $(sort $(wildcard src/*/*.c) $(wildcard src/*.c))
+LIB_S    := $(sort $(wildcard src/arch/*.S))
+TEST_C   := $(sort $(wildcard tests/t_*.c))
+BENCH_C  := $(sort $(wildcard bench/*.c))
+EX_C     := $(sort $(wildcard examples/*.c))
+HDRS     := $(wildcard include/*.h include/weft/*.h src/*.h src/*/*.h tests/*.h bench/*.h)
+
+.PHONY: all lib check check-opt check-asan check-tsan bench run install clean format
+.DEFAULT_GOAL := all
+
+# $(call objs,dir) -> object files of the library in build dir
+objs = $(patsubst src/%.c,$(1)/obj/%.o,$(LIB_C)) $(patsubst src/%.S,$(1)/obj/%.o,$(LIB_S))
+
+define CONFIG
+$(1)/obj/%.o: src/%.c $(HDRS) Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+$(1)/obj/%.o: src/%.S Makefile
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) -c $$< -o $$@
+$(1)/libweft.a: $(call objs,$(1))
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/tests/%: tests/%.c $(1)/libweft.a $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$< -o $$@ $(1)/libweft.a $(3) $(LDLIBS)
+$(1)/bench/%: bench/%.c $(1)/libweft.a $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$< -o $$@ $(1)/libweft.a $(3) $(LDLIBS)
+$(1)/examples/%: examples/%.c $(1)/libweft.a $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$< -o $$@ $(1)/libweft.a $(3) $(LDLIBS)
+endef
+
+$(eval $(call CONFIG,build/opt,$(OPT_CFLAGS),))
+$(eval $(call CONFIG,build/asan,$(ASAN_CFLAGS),$(ASAN_LDFLAGS)))
+$(eval $(call CONFIG,build/tsan,$(TSAN_CFLAGS),$(TSAN_LDFLAGS)))
+
+OPT_TESTS  := $(patsubst tests/%.c,build/opt/tests/%,$(TEST_C))
+ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_C))
+TSAN_TESTS := $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_C))
+BENCHES    := $(patsubst bench/%.c,build/opt/bench/%,$(BENCH_C))
+EXAMPLES   := $(patsubst examples/%.c,build/opt/examples/%,$(EX_C))
+
+# The shared library exports only weft_* symbols, pinned by the version map.
+build/opt/libweft.so.$(VERSION): $(call objs,build/opt) src/weft.map
+	$(CC) -shared -Wl,-soname,libweft.so.$(SOVER) -Wl,--version-script=src/weft.map \
+	    -Wl,-z,noexecstack -o $@ $(call objs,build/opt) $(LDLIBS)
+build/opt/libweft.so: build/opt/libweft.so.$(VERSION)
+	ln -sf libweft.so.$(VERSION) build/opt/libweft.so.$(SOVER)
+	ln -sf libweft.so.$(VERSION) $@
+
+all: lib $(OPT_TESTS) $(BENCHES) $(EXAMPLES)
+lib: build/opt/libweft.a build/opt/libweft.so
+
+build/runner: tests/runner.c
+	@mkdir -p build
+	$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) $< -o $@
+
+# Each test program runs in its own forked child, in its own process group,
+# with a timeout; the runner prints one line per run and "N passed, N failed".
+RUN_TESTS = build/runner -j $(TEST_JOBS) -t $(TEST_TIMEOUT)
+
+check: build/runner $(OPT_TESTS) $(ASAN_TESTS)
+	$(RUN_TESTS) \
+	    --label opt $(OPT_TESTS) \
+	    --label asan $(ASAN_TESTS) \
+	    --label migrate --env WEFT_DEBUG=migrate $(OPT_TESTS)
+
+check-opt: build/runner $(OPT_TESTS)
+	$(RUN_TESTS) --label opt $(OPT_TESTS)
+
+check-asan: build/runner $(ASAN_TESTS)
+	$(RUN_TESTS) --label asan $(ASAN_TESTS)
+
+check-tsan: build/runner $(TSAN_TESTS)
+	$(RUN_TESTS) --label tsan $(TSAN_TESTS)
+
+bench: $(BENCHES)
+	@bench/run.sh build/opt/bench
+
+run: lib build/opt/examples/demo
+	build/opt/examples/demo
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 build/opt/libweft.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 build/opt/libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so.$(SOVER)
+	ln -sf libweft.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libweft.so
+	install -m 644 include/weft.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' weft.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+
+format:
+	clang-format -i $(LIB_C) $(HDRS) $(TEST_C) $(BENCH_C) $(EX_C)
+
+clean:
+	rm -rf build

@@ -1,0 +1,62 @@
+/* futex.c - futex system calls and the slow paths of the internal lock. */
+#include "base/futex.h"
+#include "base/atomic.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int weft__futex_wait(uint32_t *word, uint32_t val, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline >= 0) {
+        ts.tv_sec = deadline / 1000000000;
+        ts.tv_nsec = deadline % 1000000000;
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time, so a wait
+     * interrupted and restarted never waits longer than asked. */
+    int saved = errno;
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    int e = errno;
+    errno = saved;
+    if (r == 0)
+        return 0;
+    if (e == EAGAIN || e == EWOULDBLOCK)
+        return -EAGAIN;
+    if (e == ETIMEDOUT)
+        return -ETIMEDOUT;
+    return -EINTR;
+}
+
+void weft__futex_wake(uint32_t *word, int n)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+    errno = saved;
+}
+
+void weft__ilock_slow(struct ilock *l)
+{
+    /* Spin a little first: the holder is usually a few instructions from
+     * releasing it. */
+    for (int i = 0; i < 100; i++) {
+        uint32_t z = 0;
+        if (load_relaxed(&l->word) == 0 &&
+            __atomic_compare_exchange_n(&l->word, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+        cpu_relax();
+    }
+    /* Mark the lock contended; whoever takes it from now on leaves it at 2,
+     * so the holder's unlock knows to wake someone. */
+    while (__atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE) != 0)
+        weft__futex_wait(&l->word, 2, -1);
+}
+
+void weft__iunlock_slow(struct ilock *l)
+{
+    weft__futex_wake(&l->word, 1);
+}

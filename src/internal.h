@@ -1,0 +1,292 @@
+/*
+ * internal.h - declarations shared between weft's layers.
+ *
+ * The objects, and who may touch what:
+ *
+ *   struct uthread  a user thread's descriptor. It lives at the top of the
+ *                   thread's own stack mapping, so an idle thread costs
+ *                   about one page. Its slot in the handle table is bound to
+ *                   it for as long as the mapping exists; a finished thread's
+ *                   descriptor and stack go to a cache ("death row") and are
+ *                   reused by the next spawn, with the slot's generation
+ *                   bumped so that old handles go stale.
+ *
+ *   struct worker   a P: a scheduling context with a local run queue, a
+ *                   hand-off slot (runnext), a timer heap and a descriptor
+ *                   cache. Today each worker is run by exactly one kernel
+ *                   thread (its M, struct kthread) for the process's life.
+ *
+ *   struct kthread  an M: one kernel thread. It has its own scheduler
+ *                   context ("g0", the kernel thread's native stack), which
+ *                   runs the idle loop, and the thread it is running.
+ *
+ * Thread states are implicit: a thread is running (some kthread's cur),
+ * runnable (in exactly one run queue, runnext slot, global queue or inbox),
+ * parked (reachable only through a parking-lot waiter), or finished.
+ *
+ * The switching flag closes the one race in direct thread-to-thread
+ * switches: a thread that parks or yields becomes visible to other workers
+ * (in a wait queue or run queue) before its registers are saved. It sets
+ * switching = 1 first; the context that runs after it on the same kernel
+ * thread clears it once the save is done (finish_switch in sched.c).
+ * Only a kthread's g0 context ever waits for the flag: a user context that
+ * picks a thread still being saved hands it to g0 instead, since two user
+ * contexts waiting for each other's saves would deadlock (sched.c).
+ */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include "weft.h"
+
+#include "base/atomic.h"
+#include "base/futex.h"
+#include "base/panic.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_HIDDEN __attribute__((visibility("hidden")))
+
+#define PAGE_SIZE_MIN 4096
+#define WEFT_DEFAULT_STACK (64 * 1024)
+#define WEFT_MAX_WORKERS 1024
+#define WEFT_NAME_MAX 32
+
+struct worker;
+struct kthread;
+
+/* ---- timers (sched/timer.c) ------------------------------------------ */
+
+/*
+ * A timer in one worker's min-heap. The heap and idx are protected by the
+ * heap's lock (worker.tlock). claim() runs under that lock when the timer
+ * expires and decides, with one atomic, whether the expiry wins over
+ * whatever else could end the wait; if it returns true, expire() runs after
+ * the lock is dropped. After the lock is dropped a lost claim never touches
+ * the timer again, which lets its owner free it.
+ */
+struct timer {
+    int64_t when;           /* absolute ns; set before insertion */
+    int32_t idx;            /* position in w->heap, -1 when in no heap */
+    struct worker *w;       /* heap it was added to */
+    bool (*claim)(struct timer *t);
+    void (*expire)(struct timer *t);
+};
+
+void weft__timer_add(struct worker *w, struct timer *t);
+/* Removes t if still queued; safe against a concurrent expiry (see above). */
+void weft__timer_cancel(struct timer *t);
+/* Runs the expired timers of w; returns how many it expired. */
+int weft__timers_run(struct worker *w, int64_t now);
+/* The earliest deadline in w's heap, or -1. */
+int64_t weft__timers_next(struct worker *w);
+
+/* ---- user threads (thread/) ------------------------------------------- */
+
+enum guard_kind {
+    GUARD_NONE = 0,    /* not yet decided */
+    GUARD_INSTALL,     /* MADV_GUARD_INSTALL: no memory-map entry */
+    GUARD_MPROTECT,    /* PROT_NONE page: one memory-map entry */
+    GUARD_CANARY,      /* no guard page; a canary checked at every switch */
+};
+
+struct uthread {
+    /* Scheduling. */
+    void *sp;                 /* saved stack pointer; written by
+                                 weft__ctx_switch, read by whoever resumes
+                                 the thread after switching == 0 (acquire) */
+    uint32_t switching;       /* atomic; 1 while switching out (see top) */
+    uint32_t slot;            /* handle-table slot; fixed for the mapping's life */
+    weft_t handle;            /* slot + current generation; set at spawn */
+    struct uthread *next;     /* link in the global queue, an inbox or a
+                                 cache; owned by whoever holds the list */
+    int16_t last_worker;      /* worker it last ran on (migrate debugging) */
+    bool exiting;             /* set by the thread itself just before its
+                                 last switch */
+    uint8_t guard;            /* enum guard_kind */
+    int err;                  /* errno of the thread while switched out */
+
+    /* The work. */
+    void *(*fn)(void *);
+    void *arg;
+    void *result;             /* written by the thread before it finishes;
+                                 read by the joiner after the table CAS */
+
+    /* The stack. */
+    char *map;                /* the whole mapping: guard page, stack, this */
+    size_t map_size;
+    size_t stack_size;        /* usable bytes, as asked for (rounded) */
+    uint64_t *canary;         /* GUARD_CANARY: word checked at switches */
+
+    /* Sanitizer bookkeeping. */
+    void *asan_fake;          /* ASan fake stack across switches */
+    void *tsan_fiber;         /* TSan fiber */
+
+    char name[WEFT_NAME_MAX];
+};
+
+/* Handle table (thread/table.c). The entry word holds the generation in
+ * its high half and the flags below in its low half; the low half doubles
+ * as the parking address a joiner waits on. */
+#define TS_LIVE 1u     /* spawned and not yet freed */
+#define TS_EXITED 2u   /* finished; its result may be collected */
+#define TS_DETACHED 4u /* nobody will join; freed on exit */
+#define TS_JOINING 8u  /* a joiner owns the join */
+
+struct slot {
+    uint64_t word;      /* atomic: generation << 32 | TS_* flags */
+    struct uthread *ut; /* the descriptor bound to the slot, or NULL */
+};
+
+/* Binds a free slot to ut; returns the slot index or -ENOMEM. */
+int weft__slot_alloc(struct uthread *ut);
+/* Unbinds the slot of a descriptor that is being unmapped. */
+void weft__slot_free(uint32_t slot);
+/* The slot of a handle, or NULL if the handle's slot never existed. */
+struct slot *weft__slot_get(uint32_t index);
+
+static inline uint32_t handle_slot(weft_t h) { return (uint32_t)h; }
+static inline uint32_t handle_gen(weft_t h) { return (uint32_t)(h >> 32); }
+static inline uint32_t word_gen(uint64_t w) { return (uint32_t)(w >> 32); }
+static inline uint32_t word_flags(uint64_t w) { return (uint32_t)w; }
+/* The generation after g; never 0, so a handle is never 0. */
+static inline uint32_t gen_next(uint32_t g) { return g + 1 ? g + 1 : 1; }
+
+/* Stacks (thread/stack.c). */
+struct uthread *weft__stack_new(size_t stack_size);
+void weft__stack_unmap(struct uthread *ut);
+void weft__stack_check(struct uthread *ut); /* canary; panics on overflow */
+void weft__stack_init(void);
+size_t weft__page_size(void);
+
+/* Descriptor caches, "death row" (thread/cache.c). */
+struct uthread *weft__cache_get(struct worker *w, size_t stack_size);
+void weft__cache_put(struct worker *w, struct uthread *ut);
+void weft__cache_trim(int64_t now);
+
+/* Thread life (thread/thread.c). */
+_Noreturn void weft__thread_entry(void *arg);
+/* Runs on the worker after a finished thread has switched away for good. */
+void weft__thread_finish(struct uthread *ut);
+
+/* Overflow reports (thread/overflow.c). */
+void weft__overflow_init(void);
+void weft__overflow_thread_init(struct kthread *k);
+_Noreturn void weft__overflow_report(struct uthread *ut);
+
+/* ---- scheduler (sched/) ------------------------------------------------ */
+
+#define RUNQ_SIZE 256
+
+struct worker {
+    /* The local run queue: a bounded ring. The owner pushes at tail and
+     * pops at head; thieves take half from head. head is advanced by CAS
+     * (owner pop and thieves), tail only by the owner (release, paired with
+     * the thieves' acquire load). */
+    uint32_t head;
+    uint32_t tail;
+    struct uthread *ring[RUNQ_SIZE];     /* atomic entries */
+    struct uthread *runnext;             /* atomic; hand-off slot: runs next */
+
+    int id;
+    struct kthread *k;                   /* the kernel thread running it */
+    uint32_t tick;                       /* owner only: schedules so far */
+
+    /* Timers: a min-heap on when. */
+    struct ilock tlock;
+    struct timer **heap;                 /* tlock */
+    int32_t nheap;                       /* tlock; read racily as a hint */
+    int32_t heap_cap;                    /* tlock */
+
+    /* Debug-migrate inbox: threads sent here by other workers. */
+    struct ilock inbox_lock;
+    struct uthread *inbox_head, *inbox_tail; /* inbox_lock */
+    uint32_t inbox_n;                        /* atomic hint */
+
+    /* Descriptor cache, owner only. */
+    struct uthread *cache;
+    int ncache;
+} __attribute__((aligned(64)));
+
+struct kthread {
+    void *g0_sp;               /* scheduler context while a user thread runs */
+    struct uthread *cur;       /* running user thread; NULL in g0 */
+    struct uthread *prev;      /* thread this kthread just switched away from;
+                                  finish_switch hands it over */
+    struct worker *w;
+    struct uthread *handoff;   /* owner only: a thread a user context picked
+                                  while it was still being saved; g0 runs it */
+    uint32_t parked;           /* atomic; 1 while idle-parked on a futex */
+    bool spinning;             /* owner only: counted in rt.nspinning */
+    void *g0_stack_lo;         /* the kernel thread's own stack, for ASan */
+    size_t g0_stack_size;
+    void *asan_fake;
+    void *tsan_fiber;
+    void *altstack;            /* for the overflow report */
+    int id;
+} __attribute__((aligned(64)));
+
+struct runtime {
+    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running */
+    int nworkers;
+    size_t stack_size;         /* default stack */
+    bool debug_migrate;        /* WEFT_DEBUG=migrate */
+    struct worker *workers;
+    struct kthread *kthreads;
+
+    /* The global run queue: overflow of local queues and wakes from
+     * kernel threads that are not workers. */
+    struct ilock glock;
+    struct uthread *ghead, *gtail; /* glock */
+    uint32_t gcount;               /* atomic; read racily as a hint */
+
+    /* Idle accounting; see the no-lost-wakeup argument in sched.c. */
+    uint32_t nidle;            /* atomic: kthreads parked */
+    uint32_t nspinning;        /* atomic: kthreads looking for work */
+
+    uint32_t monitor_word;     /* atomic futex word the monitor sleeps on */
+    uint32_t monitor_sleeping; /* atomic */
+};
+
+extern struct runtime weft__rt WEFT_HIDDEN;
+
+/* Starts the runtime with the defaults if nobody has. */
+void weft__ensure_started(void);
+
+/* The kernel thread's M, or NULL on a thread that is not a worker. Never
+ * inlined: the compiler must not keep the address of a __thread variable
+ * across a call that may switch threads (DESIGN.md, "TLS caching"). */
+struct kthread *weft__kthread(void);
+/* The running user thread, or NULL. Same rule. */
+struct uthread *weft__current(void);
+
+/* Makes ut runnable (from any thread). */
+void weft__ready(struct uthread *ut);
+/* Queues a newly spawned thread. */
+void weft__ready_new(struct uthread *ut);
+/* The calling user thread gives up its worker until someone makes it
+ * runnable again. The caller has published it somewhere (a wait queue)
+ * after setting ut->switching = 1. May switch threads. */
+void weft__park_current(struct uthread *ut);
+/* Ends the calling user thread. */
+_Noreturn void weft__exit_current(struct uthread *ut);
+void weft__wakep(void);
+/* The second half of every switch, run by the arriving context. */
+void weft__sched_finish_switch(void);
+/* g0 runs ut until something switches back to g0. */
+void weft__sched_run(struct kthread *k, struct uthread *ut);
+void weft__kthread_set(struct kthread *k);
+/* errno of the kernel thread running the caller now (see sched.c). */
+int weft__errno_get(void);
+void weft__errno_set(int e);
+bool weft__cache_trim_pending(void);
+int weft__stack_size_ok(size_t size);
+void weft__monitor_start(void);
+void weft__monitor_kick(void);
+bool weft__any_runnable(void);
+
+/* Worker kernel threads (sched/worker.c). */
+int weft__workers_start(void);
+
+#endif

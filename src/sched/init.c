@@ -1,0 +1,106 @@
+/*
+ * init.c - starting the runtime, explicitly (weft_init) or on first use.
+ *
+ * Configuration, later sources winning: the defaults (one worker per CPU
+ * the process may run on, 64 KiB stacks), weft_init's config, then the
+ * environment: WEFT_WORKERS=n and WEFT_DEBUG=migrate.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_STACK (16 * 1024)
+#define MAX_STACK ((size_t)1 << 30)
+
+static int cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    return 1;
+}
+
+int weft__stack_size_ok(size_t size)
+{
+    return size >= MIN_STACK && size <= MAX_STACK;
+}
+
+static int configure(const weft_config *cfg)
+{
+    struct runtime *rt = &weft__rt;
+    int workers = cpus();
+    size_t stack = WEFT_DEFAULT_STACK;
+    if (cfg) {
+        if (cfg->workers < 0 || cfg->workers > WEFT_MAX_WORKERS)
+            return -EINVAL;
+        if (cfg->workers)
+            workers = cfg->workers;
+        if (cfg->stack_size) {
+            if (!weft__stack_size_ok(cfg->stack_size))
+                return -EINVAL;
+            stack = cfg->stack_size;
+        }
+    }
+    const char *env = getenv("WEFT_WORKERS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end || n < 1 || n > WEFT_MAX_WORKERS)
+            weft__panic("WEFT_WORKERS=%s: expected a number from 1 to %d", env,
+                        WEFT_MAX_WORKERS);
+        workers = (int)n;
+    }
+    env = getenv("WEFT_DEBUG");
+    rt->debug_migrate = env && strstr(env, "migrate");
+
+    weft__stack_init();
+    size_t page = weft__page_size();
+    rt->nworkers = workers;
+    rt->stack_size = (stack + page - 1) & ~(page - 1);
+    return 0;
+}
+
+static int start(const weft_config *cfg)
+{
+    struct runtime *rt = &weft__rt;
+    uint32_t expected = 0;
+    if (!cas_seq(&rt->state, &expected, 1)) {
+        /* Someone else is starting it; wait until they are done. */
+        while (load_acquire(&rt->state) == 1)
+            sched_yield();
+        return load_acquire(&rt->state) == 2 ? -EBUSY : -EAGAIN;
+    }
+    int r = configure(cfg);
+    if (r == 0)
+        r = weft__workers_start();
+    if (r < 0) {
+        store_release(&rt->state, 0);
+        return r;
+    }
+    weft__overflow_init();
+    weft__monitor_start();
+    store_release(&rt->state, 2); /* pairs with weft__ensure_started */
+    return 0;
+}
+
+int weft_init(const weft_config *cfg)
+{
+    if (load_acquire(&weft__rt.state) != 0)
+        return -EBUSY;
+    return start(cfg);
+}
+
+void weft__ensure_started(void)
+{
+    if (likely(load_acquire(&weft__rt.state) == 2))
+        return;
+    int r = start(NULL);
+    if (r < 0 && r != -EBUSY)
+        weft__panic("cannot start the runtime (error %d)", -r);
+}

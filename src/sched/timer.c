@@ -1,0 +1,128 @@
+/*
+ * timer.c - per-worker timer heaps.
+ *
+ * Each worker keeps a binary min-heap of the deadlines of waits that began
+ * on it. The worker runs its expired timers while scheduling, and an idle
+ * worker sleeps exactly until its earliest one. Any thread may cancel a
+ * timer (a waiter woken by someone else), so the heap has a lock; it is
+ * held for a few dozen instructions at a time.
+ *
+ * Expiry is two-phase (see struct timer in internal.h): under the lock the
+ * timer is removed and claim() decides with one atomic whether the expiry
+ * wins; expire() runs after the lock is dropped. A canceller that won the
+ * race takes the same lock to remove the timer, so once it holds the lock
+ * the expiring worker is done with the timer, and the timer's memory (on
+ * the waiting thread's stack) may go away when the canceller is done.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+static void heap_set(struct worker *w, int32_t i, struct timer *t)
+{
+    w->heap[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(struct worker *w, int32_t i)
+{
+    struct timer *t = w->heap[i];
+    while (i > 0) {
+        int32_t parent = (i - 1) / 2;
+        if (w->heap[parent]->when <= t->when)
+            break;
+        heap_set(w, i, w->heap[parent]);
+        i = parent;
+    }
+    heap_set(w, i, t);
+}
+
+static void sift_down(struct worker *w, int32_t i)
+{
+    struct timer *t = w->heap[i];
+    int32_t n = w->nheap;
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && w->heap[c + 1]->when < w->heap[c]->when)
+            c++;
+        if (w->heap[c]->when >= t->when)
+            break;
+        heap_set(w, i, w->heap[c]);
+        i = c;
+    }
+    heap_set(w, i, t);
+}
+
+static void heap_remove(struct worker *w, int32_t i)
+{
+    struct timer *gone = w->heap[i];
+    int32_t last = w->nheap - 1;
+    store_relaxed(&w->nheap, last);
+    gone->idx = -1;
+    if (i == last)
+        return;
+    heap_set(w, i, w->heap[last]);
+    if (i > 0 && w->heap[(i - 1) / 2]->when > w->heap[i]->when)
+        sift_up(w, i);
+    else
+        sift_down(w, i);
+}
+
+void weft__timer_add(struct worker *w, struct timer *t)
+{
+    ilock(&w->tlock);
+    if (w->nheap == w->heap_cap) {
+        int32_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
+        struct timer **h = realloc(w->heap, (size_t)cap * sizeof *h);
+        if (!h)
+            weft__panic("out of memory growing a timer heap to %d entries", cap);
+        w->heap = h;
+        w->heap_cap = cap;
+    }
+    t->w = w;
+    w->heap[w->nheap] = t;
+    store_relaxed(&w->nheap, w->nheap + 1);
+    sift_up(w, w->nheap - 1);
+    iunlock(&w->tlock);
+}
+
+void weft__timer_cancel(struct timer *t)
+{
+    struct worker *w = t->w;
+    ilock(&w->tlock);
+    if (t->idx >= 0)
+        heap_remove(w, t->idx);
+    iunlock(&w->tlock);
+}
+
+int weft__timers_run(struct worker *w, int64_t now)
+{
+    int n = 0;
+    for (;;) {
+        ilock(&w->tlock);
+        if (w->nheap == 0 || w->heap[0]->when > now) {
+            iunlock(&w->tlock);
+            return n;
+        }
+        struct timer *t = w->heap[0];
+        heap_remove(w, 0);
+        bool won = t->claim(t);
+        iunlock(&w->tlock);
+        if (won) {
+            t->expire(t);
+            n++;
+        }
+    }
+}
+
+int64_t weft__timers_next(struct worker *w)
+{
+    if (!load_relaxed(&w->nheap))
+        return -1;
+    ilock(&w->tlock);
+    int64_t when = w->nheap ? w->heap[0]->when : -1;
+    iunlock(&w->tlock);
+    return when;
+}

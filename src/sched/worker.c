@@ -1,0 +1,205 @@
+/*
+ * worker.c - the kernel threads that run user threads, and how they idle.
+ *
+ * Each kernel thread (M) runs one worker (P) for the process's life. Its
+ * own stack is the scheduler context (g0): it runs user threads picked by
+ * sched_pick, and when there are none it looks for work in three stages:
+ *
+ *   1. spin: a few dozen rounds of stealing half of another worker's ring,
+ *      checking the global queue and its own timers; runnext slots are
+ *      taken only in the last round, so a hand-off between two threads on
+ *      a busy worker is not broken up by an idle one;
+ *   2. park: announce itself idle, check everything once more, then sleep
+ *      on a futex until woken or until its earliest timer;
+ *   3. wake: whoever woke it already took it off the idle count.
+ *
+ * No lost wake-ups. A thread that makes work (weft__ready, spawn from a
+ * non-worker) stores it, then wakep() issues a seq_cst fence and reads
+ * nidle and nspinning. An M going to sleep stores parked = 1 and increments
+ * nidle (seq_cst), then reads every queue. In the single total order of
+ * seq_cst operations one of the two comes second and sees the other: either
+ * the maker sees the idle M and wakes it, or the M sees the work. A maker
+ * that sees nspinning > 0 wakes nobody; a spinner that stops spinning
+ * without work goes through stage 2, whose re-check sees that work. The
+ * last spinner to find work wakes another M, since work made while it spun
+ * woke nobody.
+ *
+ * Workers block asynchronous signals, so signals sent to the process are
+ * handled by main or other kernel threads, never on a user thread's stack.
+ */
+#include "sched/sched.h"
+#include "arch/fiber.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPIN_ROUNDS 32
+
+
+bool kthread_wake(struct kthread *k)
+{
+    uint32_t one = 1;
+    if (!load_relaxed(&k->parked) || !cas_seq(&k->parked, &one, 0))
+        return false;
+    fetch_sub_seq(&weft__rt.nidle, 1);
+    weft__futex_wake(&k->parked, 1);
+    return true;
+}
+
+void weft__wakep(void)
+{
+    struct runtime *rt = &weft__rt;
+    static uint32_t rotor;
+    fence_seq();
+    if (!load_seq(&rt->nidle) || load_seq(&rt->nspinning))
+        return;
+    uint32_t start = fetch_add_relaxed(&rotor, 1);
+    for (int i = 0; i < rt->nworkers; i++)
+        if (kthread_wake(&rt->kthreads[(start + (uint32_t)i) % (uint32_t)rt->nworkers]))
+            return;
+}
+
+/* Tries every other worker once, starting at a rotating victim. */
+static struct uthread *steal_round(struct worker *w, bool take_next)
+{
+    struct runtime *rt = &weft__rt;
+    int n = rt->nworkers;
+    int start = (int)(w->tick % (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        struct worker *v = &rt->workers[(start + i) % n];
+        if (v == w)
+            continue;
+        struct uthread *ut = runq_steal(w, v, take_next);
+        if (ut)
+            return ut;
+    }
+    return NULL;
+}
+
+static struct uthread *spin(struct kthread *k)
+{
+    struct runtime *rt = &weft__rt;
+    struct worker *w = k->w;
+    fetch_add_seq(&rt->nspinning, 1);
+    struct uthread *ut = NULL;
+    for (int round = 0; round < SPIN_ROUNDS && !ut; round++) {
+        ut = steal_round(w, round == SPIN_ROUNDS - 1);
+        if (!ut)
+            ut = sched_pick(w);
+        for (int i = 0; !ut && i < 64; i++)
+            cpu_relax();
+    }
+    if (fetch_sub_seq(&rt->nspinning, 1) == 1 && ut)
+        weft__wakep();
+    return ut;
+}
+
+/* Is there anything this M could run? Read after announcing idleness. */
+static bool work_visible(struct worker *w)
+{
+    if (weft__any_runnable())
+        return true;
+    int64_t next = weft__timers_next(w);
+    return next >= 0 && next <= weft_now();
+}
+
+static void leave_idle(struct kthread *k)
+{
+    uint32_t one = 1;
+    /* If a waker got here first it already took us off the count. */
+    if (cas_seq(&k->parked, &one, 0))
+        fetch_sub_seq(&weft__rt.nidle, 1);
+    weft__monitor_kick();
+}
+
+static void idle(struct kthread *k)
+{
+    struct runtime *rt = &weft__rt;
+    store_seq(&k->parked, 1);
+    fetch_add_seq(&rt->nidle, 1);
+    if (work_visible(k->w)) {
+        leave_idle(k);
+        return;
+    }
+    int64_t deadline = weft__timers_next(k->w);
+    while (load_acquire(&k->parked)) {
+        if (weft__futex_wait(&k->parked, 1, deadline) == -ETIMEDOUT)
+            break;
+    }
+    leave_idle(k);
+}
+
+static void *kthread_main(void *arg)
+{
+    struct kthread *k = arg;
+    weft__kthread_set(k);
+    weft__overflow_thread_init(k);
+    k->tsan_fiber = tsan_fiber_current();
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        pthread_attr_getstack(&a, &k->g0_stack_lo, &k->g0_stack_size);
+        pthread_attr_destroy(&a);
+    }
+    for (;;) {
+        struct uthread *ut = k->handoff;
+        k->handoff = NULL;
+        if (!ut)
+            ut = sched_pick(k->w);
+        if (!ut)
+            ut = spin(k);
+        if (!ut) {
+            idle(k);
+            continue;
+        }
+        weft__sched_run(k, ut);
+    }
+    return NULL;
+}
+
+int weft__workers_start(void)
+{
+    struct runtime *rt = &weft__rt;
+    int n = rt->nworkers;
+    rt->workers = aligned_alloc(64, sizeof(struct worker) * (size_t)n);
+    rt->kthreads = aligned_alloc(64, sizeof(struct kthread) * (size_t)n);
+    if (!rt->workers || !rt->kthreads) {
+        free(rt->workers);
+        free(rt->kthreads);
+        return -ENOMEM;
+    }
+    memset(rt->workers, 0, sizeof(struct worker) * (size_t)n);
+    memset(rt->kthreads, 0, sizeof(struct kthread) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        rt->workers[i].id = i;
+        rt->workers[i].k = &rt->kthreads[i];
+        rt->kthreads[i].w = &rt->workers[i];
+        rt->kthreads[i].id = i;
+    }
+
+    /* Workers take no asynchronous signals (see top). */
+    sigset_t all, old;
+    sigfillset(&all);
+    int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof sync_sigs / sizeof *sync_sigs; i++)
+        sigdelset(&all, sync_sigs[i]);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int started = 0, err = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        err = pthread_create(&t, NULL, kthread_main, &rt->kthreads[i]);
+        if (err)
+            break;
+        pthread_detach(t);
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started == 0)
+        return -err;
+    /* Fewer kernel threads than asked: run with those (the workers past
+     * them were never visible to anyone). */
+    rt->nworkers = started;
+    return 0;
+}

@@ -1,0 +1,94 @@
+/*
+ * table.c - the thread table: weft_t handles to descriptors (seed 001's
+ * "thread table of IDs", never raw pointers).
+ *
+ * A handle is (generation << 32 | slot). The table is a directory of
+ * fixed-size chunks, allocated as the table grows and never moved or
+ * freed, so a lookup is two loads and a live entry's address is stable
+ * forever: a joiner can park on it, and an unpark on it after the thread is
+ * gone is harmless.
+ *
+ * Each slot is bound to one descriptor for as long as that descriptor's
+ * mapping exists (the descriptor cache keeps the binding across reuse).
+ * The generation lives in the slot, not in the descriptor, so it survives
+ * the descriptor being unmapped and the slot being bound to another one.
+ * Every state change of a handle is a CAS on the slot word (thread.c).
+ *
+ * Slot allocation takes a lock; it happens only when a new stack is
+ * mapped, which costs a system call anyway.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define CHUNK_SHIFT 12
+#define CHUNK_SLOTS (1u << CHUNK_SHIFT)
+#define DIR_SIZE (1u << 14) /* up to 64M slots */
+
+static struct slot *dir[DIR_SIZE]; /* atomic entries; written once under lock */
+static uint32_t nslots;            /* atomic: slots ever handed out */
+static struct ilock lock = ILOCK_INIT;
+static uint32_t *free_slots;       /* lock: stack of unbound slot indices */
+static uint32_t nfree, free_cap;   /* lock */
+
+struct slot *weft__slot_get(uint32_t index)
+{
+    if (index >= load_acquire(&nslots))
+        return NULL;
+    struct slot *chunk = load_acquire(&dir[index >> CHUNK_SHIFT]);
+    return &chunk[index & (CHUNK_SLOTS - 1)];
+}
+
+int weft__slot_alloc(struct uthread *ut)
+{
+    ilock(&lock);
+    uint32_t index;
+    if (nfree) {
+        index = free_slots[--nfree];
+    } else {
+        index = nslots;
+        if (index >= DIR_SIZE * CHUNK_SLOTS) {
+            iunlock(&lock);
+            return -EAGAIN;
+        }
+        if (!dir[index >> CHUNK_SHIFT]) {
+            /* Zeroed memory: every slot starts at generation 0, which no
+             * handle carries; the first spawn bumps it to 1. */
+            void *c = mmap(NULL, CHUNK_SLOTS * sizeof(struct slot), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (c == MAP_FAILED) {
+                iunlock(&lock);
+                return -ENOMEM;
+            }
+            /* Pairs with the acquire in weft__slot_get. */
+            store_release(&dir[index >> CHUNK_SHIFT], (struct slot *)c);
+        }
+        store_release(&nslots, index + 1);
+    }
+    struct slot *s = weft__slot_get(index);
+    s->ut = ut;
+    iunlock(&lock);
+    return (int)index;
+}
+
+void weft__slot_free(uint32_t index)
+{
+    struct slot *s = weft__slot_get(index);
+    ilock(&lock);
+    s->ut = NULL;
+    if (nfree == free_cap) {
+        uint32_t cap = free_cap ? free_cap * 2 : 1024;
+        uint32_t *n = realloc(free_slots, cap * sizeof *n);
+        if (!n) {
+            /* Leaking one slot index is harmless; keep going. */
+            iunlock(&lock);
+            return;
+        }
+        free_slots = n;
+        free_cap = cap;
+    }
+    free_slots[nfree++] = index;
+    iunlock(&lock);
+}

@@ -1,0 +1,229 @@
+/*
+ * thread.c - a user thread's life: spawn, run, exit, join or detach.
+ *
+ * A handle's state is the flags half of its table slot word (table.c),
+ * changed only by CAS, with the generation in the other half so that a CAS
+ * made with a stale handle fails:
+ *
+ *   spawn:    LIVE (| DETACHED if nobody will join)
+ *   join:     LIVE -> LIVE|JOINING, then waits for EXITED
+ *   detach:   LIVE -> LIVE|DETACHED
+ *   finish:   LIVE[|JOINING] -> |EXITED, and wakes a joiner;
+ *             LIVE|DETACHED -> freed
+ *   collect:  LIVE|EXITED[|JOINING] -> freed (by the joiner, or by a
+ *             detach of a finished thread)
+ *
+ * "Freed" is generation + 1 and no flags: every old handle is stale, and
+ * the descriptor goes back to a cache for the next spawn.
+ *
+ * finish runs on the worker only after the thread has switched off its
+ * stack for the last time (sched.c), so whoever frees the descriptor may
+ * reuse the stack at once. After its CAS, finish touches only the slot's
+ * address (to unpark the joiner), never the descriptor: the joiner may
+ * already be reusing it.
+ *
+ * A joiner parks on the slot word's flags half (little-endian: the low
+ * word), expecting the flags it saw. finish changes them before it unparks,
+ * so a joiner either sees EXITED, or parks and is woken, or finds the value
+ * changed (-EAGAIN) and looks again. The slot's memory is never freed, so
+ * an unpark that arrives after the joiner gave up is harmless.
+ */
+#include "internal.h"
+#include "arch/context.h"
+#include "arch/fiber.h"
+
+#include <errno.h>
+#include <string.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the join wait parks on the low half of the slot word");
+
+
+static inline uint32_t *join_key(struct slot *s)
+{
+    return (uint32_t *)&s->word;
+}
+
+static inline uint64_t freed_word(uint64_t w)
+{
+    return (uint64_t)gen_next(word_gen(w)) << 32;
+}
+
+static struct worker *my_worker(void)
+{
+    struct kthread *k = weft__kthread();
+    return k ? k->w : NULL;
+}
+
+int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
+{
+    if (!fn)
+        return -EINVAL;
+    weft__ensure_started();
+    size_t size = weft__rt.stack_size;
+    if (attr && attr->stack_size) {
+        if (!weft__stack_size_ok(attr->stack_size))
+            return -EINVAL;
+        size_t page = weft__page_size();
+        size = (attr->stack_size + page - 1) & ~(page - 1);
+    }
+
+    struct uthread *ut = weft__cache_get(my_worker(), size);
+    if (!ut && !(ut = weft__stack_new(size)))
+        return -ENOMEM;
+
+    ut->fn = fn;
+    ut->arg = arg;
+    ut->result = NULL;
+    ut->exiting = false;
+    ut->switching = 0;
+    ut->err = 0;
+    ut->asan_fake = NULL;
+    ut->last_worker = 0;
+    if (attr && attr->name) {
+        strncpy(ut->name, attr->name, sizeof ut->name - 1);
+        ut->name[sizeof ut->name - 1] = 0;
+    } else {
+        ut->name[0] = 0;
+    }
+    if (!ut->tsan_fiber)
+        ut->tsan_fiber = tsan_fiber_new();
+    /* The descriptor is the top of the stack; frames start below it. */
+    ut->sp = weft__ctx_make(ut, weft__thread_entry, ut);
+
+    struct slot *s = weft__slot_get(ut->slot);
+    uint32_t gen = word_gen(load_relaxed(&s->word));
+    if (!gen)
+        gen = 1;
+    ut->handle = (uint64_t)gen << 32 | ut->slot;
+    /* Nobody else touches a slot whose descriptor sits in a cache. The
+     * release publishes the descriptor to anyone who looks the handle up. */
+    store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
+    if (t)
+        *t = ut->handle;
+    weft__ready(ut);
+    return 0;
+}
+
+void weft__thread_entry(void *arg)
+{
+    struct uthread *ut = arg;
+    fiber_arrive(NULL);
+    weft__sched_finish_switch();
+    weft__errno_set(0);
+    weft_exit(ut->fn(ut->arg));
+}
+
+void weft_exit(void *result)
+{
+    struct uthread *ut = weft__current();
+    if (!ut)
+        weft__panic("weft_exit called on a kernel thread that is not a weft thread");
+    ut->result = result;
+    weft__exit_current(ut);
+}
+
+void weft__thread_finish(struct uthread *ut)
+{
+    struct slot *s = weft__slot_get(ut->slot);
+    uint64_t old = load_relaxed(&s->word);
+    for (;;) {
+        if (word_flags(old) & TS_DETACHED) {
+            if (cas_acq_rel(&s->word, &old, freed_word(old))) {
+                weft__cache_put(my_worker(), ut);
+                return;
+            }
+        } else if (cas_acq_rel(&s->word, &old, old | TS_EXITED)) {
+            /* The release orders ut->result before EXITED. */
+            if (word_flags(old) & TS_JOINING)
+                weft_unpark(join_key(s), -1);
+            return;
+        }
+    }
+}
+
+/* Takes the result of a finished thread whose handle we now own, and frees
+ * the descriptor. */
+static void collect(struct slot *s, void **result)
+{
+    struct uthread *ut = s->ut;
+    if (result)
+        *result = ut->result;
+    weft__cache_put(my_worker(), ut);
+}
+
+int weft_join(weft_t t, void **result, int64_t deadline)
+{
+    struct uthread *self = weft__current();
+    if (self && self->handle == t)
+        return -EDEADLK;
+    struct slot *s = weft__slot_get(handle_slot(t));
+    if (!s || !handle_gen(t))
+        return -ESRCH;
+
+    uint64_t old = load_acquire(&s->word);
+    for (;;) {
+        uint32_t f = word_flags(old);
+        if (word_gen(old) != handle_gen(t) || !(f & TS_LIVE))
+            return -ESRCH;
+        if (f & (TS_DETACHED | TS_JOINING))
+            return -EINVAL;
+        if (f & TS_EXITED) {
+            if (cas_acq_rel(&s->word, &old, freed_word(old))) {
+                collect(s, result);
+                return 0;
+            }
+            continue;
+        }
+        if (cas_acq_rel(&s->word, &old, old | TS_JOINING))
+            break;
+    }
+
+    /* We own the join: only finish changes the word until we free it. */
+    for (;;) {
+        old = load_acquire(&s->word);
+        if (word_flags(old) & TS_EXITED)
+            break;
+        int r = weft_park(join_key(s), word_flags(old), deadline);
+        if (r == -ETIMEDOUT) {
+            /* Give the join back, unless the thread finished meanwhile. */
+            old = load_acquire(&s->word);
+            while (!(word_flags(old) & TS_EXITED))
+                if (cas_acq_rel(&s->word, &old, old & ~(uint64_t)TS_JOINING))
+                    return -ETIMEDOUT;
+            break;
+        }
+    }
+    store_release(&s->word, freed_word(old));
+    collect(s, result);
+    return 0;
+}
+
+int weft_detach(weft_t t)
+{
+    struct slot *s = weft__slot_get(handle_slot(t));
+    if (!s || !handle_gen(t))
+        return -ESRCH;
+    uint64_t old = load_acquire(&s->word);
+    for (;;) {
+        uint32_t f = word_flags(old);
+        if (word_gen(old) != handle_gen(t) || !(f & TS_LIVE))
+            return -ESRCH;
+        if (f & (TS_DETACHED | TS_JOINING))
+            return -EINVAL;
+        if (f & TS_EXITED) {
+            if (cas_acq_rel(&s->word, &old, freed_word(old))) {
+                weft__cache_put(my_worker(), s->ut);
+                return 0;
+            }
+        } else if (cas_acq_rel(&s->word, &old, old | TS_DETACHED)) {
+            return 0;
+        }
+    }
+}
+
+weft_t weft_self(void)
+{
+    struct uthread *ut = weft__current();
+    return ut ? ut->handle : 0;
+}

@@ -1,0 +1,176 @@
+/*
+ * t_overflow: a thread that overflows its stack is reported and the process
+ * aborts: stderr gets "weft: thread <id> '<name>' overflowed its <size>
+ * stack" and the process dies by SIGABRT.
+ *
+ * Each case runs in a forked child (this process never starts the runtime)
+ * whose stdout and stderr come back through a pipe:
+ *
+ *  - "deep": a thread with a 16 KiB stack recurses, each frame filling a
+ *    volatile array so the compiler cannot turn the recursion into a loop;
+ *  - the same with 40,000 other threads alive and parked, so the thread's
+ *    stack may lie past the budget of mprotect guard pages (on a kernel
+ *    without MADV_GUARD_INSTALL it is then canary-checked at every switch,
+ *    which is why this recursion yields in every frame);
+ *  - an unnamed thread with the default stack.
+ *
+ * Under AddressSanitizer the sanitizer's own SIGSEGV handler may see the
+ * fault first and report a "stack-overflow" itself (exiting non-zero or dying
+ * by a signal) before weft's handler runs; which one wins depends on the
+ * order the two handlers were installed in, so there either report passes.
+ */
+#include "check.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <weft.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+#define U2P(x) ((void *)(uintptr_t)(x))
+#define P2U(p) ((uintptr_t)(p))
+
+static volatile int depth_limit = 1 << 30; /* never reached */
+
+static __attribute__((noinline)) int recurse(int depth, int yield_each)
+{
+    volatile char frame[512];
+    for (size_t i = 0; i < sizeof(frame); i++)
+        frame[i] = (char)depth;
+    if (yield_each)
+        weft_yield();
+    if (depth >= depth_limit)
+        return frame[0];
+    return recurse(depth + 1, yield_each) + frame[depth % 512];
+}
+
+static void *deep(void *arg)
+{
+    recurse(0, (int)P2U(arg));
+    return NULL;
+}
+
+static uint32_t gate, arrived;
+
+static void *parked(void *arg)
+{
+    __atomic_fetch_add(&arrived, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&gate, __ATOMIC_ACQUIRE) == 0)
+        weft_park(&gate, 0, WEFT_FOREVER);
+    return NULL;
+}
+
+/* Child side: runs one case; only returns if nothing overflowed. */
+static void run_case(int which)
+{
+    if (which == 1) {
+        uint32_t n = (uint32_t)test_scale(40000);
+        for (uint32_t i = 0; i < n; i++)
+            CHECK_ERR(weft_spawn(NULL, parked, NULL, NULL), 0);
+        while (__atomic_load_n(&arrived, __ATOMIC_ACQUIRE) != n)
+            usleep(1000);
+        fprintf(stderr, "%u threads parked\n", n);
+    }
+    weft_attr a = {.stack_size = 16384, .name = "deep"};
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, deep, U2P(which == 1), which == 2 ? NULL : &a), 0);
+    weft_join(t, NULL, WEFT_FOREVER);
+    fprintf(stderr, "the overflowing thread was joined\n");
+}
+
+struct outcome {
+    int status;
+    char *out; /* stdout + stderr of the child, NUL-terminated */
+};
+
+static struct outcome run_child(int which)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[1]);
+        alarm(100); /* a missed overflow that hangs dies by SIGALRM */
+        run_case(which);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    CHECK(buf != NULL);
+    for (;;) {
+        if (cap - len < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            CHECK(buf != NULL);
+        }
+        ssize_t n = read(fds[0], buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = 0;
+    close(fds[0]);
+    struct outcome o = {.out = buf};
+    CHECK_EQ(waitpid(pid, &o.status, 0), pid);
+    return o;
+}
+
+static void describe(const char *what, const struct outcome *o)
+{
+    if (WIFSIGNALED(o->status))
+        printf("%s: child died by signal %d; its output:\n%s\n", what, WTERMSIG(o->status),
+               o->out);
+    else
+        printf("%s: child exited with %d; its output:\n%s\n", what, WEXITSTATUS(o->status),
+               o->out);
+}
+
+static void expect_report(const char *what, int which, const char *name_part)
+{
+    struct outcome o = run_child(which);
+    describe(what, &o);
+    int ours = WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT &&
+               strstr(o.out, "weft: thread ") && strstr(o.out, name_part) &&
+               strstr(o.out, " stack");
+    if (!ours && UNDER_ASAN) {
+        int died = WIFSIGNALED(o.status) || (WIFEXITED(o.status) && WEXITSTATUS(o.status));
+        if (died && strstr(o.out, "stack-overflow")) {
+            printf("%s: reported by AddressSanitizer\n", what);
+            free(o.out);
+            return;
+        }
+    }
+    CHECK(WIFSIGNALED(o.status));
+    CHECK_EQ(WTERMSIG(o.status), SIGABRT);
+    CHECK(strstr(o.out, "weft: thread ") != NULL);
+    CHECK(strstr(o.out, name_part) != NULL);
+    CHECK(strstr(o.out, " stack") != NULL);
+    free(o.out);
+}
+
+int main(void)
+{
+    expect_report("16 KiB stack", 0, "'deep' overflowed its ");
+    expect_report("16 KiB stack among many parked threads", 1, "'deep' overflowed its ");
+    expect_report("default stack, no name", 2, "overflowed its ");
+    return 0;
+}
