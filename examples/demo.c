@@ -133,9 +133,11 @@ static double futex_switch(long n)
 
 int main(void)
 {
-    weft_config cfg = {0};
+    /* One worker, so the two yielding threads below really switch to each
+     * other (with two, each could run alone on its own worker). */
+    weft_config cfg = {.workers = 1};
     weft_init(&cfg);
-    printf("weft demo: user threads scheduled M:N, beside pthreads (one run, this machine)\n\n");
+    printf("weft demo: user threads beside pthreads (one weft worker, one run, this machine)\n\n");
 
     on_weft(weft_create_join, 1000); /* warm the stack cache */
     double w = on_weft(weft_create_join, 200000), p = pthread_create_join(5000);
