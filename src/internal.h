@@ -178,6 +178,7 @@ _Noreturn void weft__overflow_report(struct uthread *ut);
 /* ---- scheduler (sched/) ------------------------------------------------ */
 
 #define RUNQ_SIZE 256
+#define CACHE_LOCAL_MAX 256
 
 struct worker {
     /* The local run queue: a bounded ring. The owner pushes at tail and
@@ -204,9 +205,9 @@ struct worker {
     struct uthread *inbox_head, *inbox_tail; /* inbox_lock */
     uint32_t inbox_n;                        /* atomic hint */
 
-    /* Descriptor cache, owner only. */
-    struct uthread *cache;
+    /* Descriptor cache (death row), owner only: a LIFO stack. */
     int ncache;
+    struct uthread *cache[CACHE_LOCAL_MAX];
 } __attribute__((aligned(64)));
 
 struct kthread {

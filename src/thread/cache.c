@@ -1,69 +1,82 @@
 /*
  * cache.c - death row: finished threads' descriptors and stacks, kept
  * mapped and bound to their table slots so the next spawn reuses them.
- * Mapping and first-touching a fresh stack costs several microseconds on a
- * virtual machine; reusing a cached one costs a few loads.
+ * Mapping and first-touching a fresh stack costs microseconds on a virtual
+ * machine; reusing a cached one costs a few loads.
  *
- * Two levels. Each worker has a private LIFO (no lock; the most recently
- * used stack is the one most likely still in the CPU cache) holding up to
- * LOCAL_MAX threads of the default stack size. Past that, half goes to the
- * global cache, under a lock, from which workers refill in batches and
- * kernel threads that are not workers take directly. Stacks of other sizes
- * go to a short global list (ODD_MAX); past it they are unmapped.
+ * Two levels, both arrays of pointers (a list threaded through the
+ * descriptors would touch one cold page per entry when moving a batch).
+ * Each worker has a private LIFO of up to CACHE_LOCAL_MAX default-size
+ * threads, no lock; the most recently finished stack is the one most
+ * likely still in the CPU's caches. When it is full, its older half moves
+ * to the global array, under a lock; a worker whose LIFO is empty refills
+ * half of it from there, and kernel threads that are not workers use the
+ * global array directly. Stacks of other sizes go to a short list
+ * (ODD_MAX); past it they are unmapped.
  *
- * The reaper (weft__cache_trim, run by the monitor) unmaps what the global
- * cache holds above GLOBAL_KEEP once it has stayed above that for a second,
- * a batch per call, so a burst of threads does not pin its memory forever
- * and a steady churn does not pay for remapping.
+ * The reaper (weft__cache_trim, run by the monitor about once a second)
+ * unmaps what the global array did not need during the last second: its
+ * low-water mark since the previous trim, less GLOBAL_KEEP. A program that
+ * churns through a burst of threads again and again keeps its stacks; one
+ * that had a burst once gets the memory back. Unmapping takes the oldest
+ * entries, a batch per call, outside the lock.
  */
 #include "internal.h"
 #include "arch/fiber.h"
 
-#define LOCAL_MAX 256
+#include <stdlib.h>
+#include <string.h>
+
 #define GLOBAL_KEEP 1024
-#define TRIM_BATCH 4096
-#define TRIM_AFTER_NS 1000000000
-
-static struct ilock glock = ILOCK_INIT;
-static struct uthread *ghead; /* glock: default-size stacks */
-static long gcount;           /* glock; read racily by the reaper */
-static struct uthread *odd;   /* glock: stacks of other sizes */
-static int nodd;              /* glock */
-static int64_t above_since;   /* reaper only: when gcount last rose above KEEP */
-
+#define TRIM_BATCH 8192
+#define TRIM_EVERY_NS 1000000000
 #define ODD_MAX 64
 
-static void global_put_list(struct uthread *head, struct uthread *tail, int n)
-{
-    ilock(&glock);
-    tail->next = ghead;
-    ghead = head;
-    gcount += n;
-    iunlock(&glock);
-}
+static struct ilock glock = ILOCK_INIT;
+static struct uthread **garr; /* glock: default-size stacks, oldest first */
+static long gcount, gcap;     /* glock; gcount read racily as a hint */
+static long gmin;             /* glock: low-water mark of gcount since last trim */
+static struct uthread *odd;   /* glock: stacks of other sizes, linked */
+static int nodd;              /* glock */
+static int64_t last_trim;     /* reaper only */
 
-/* Takes one default-size thread from the global cache, refilling the
- * worker's local cache up to half on the way; or NULL. */
-static struct uthread *global_get(struct worker *w)
+/* Appends n entries to the global array. Returns how many fit; the caller
+ * unmaps the rest (only when memory for the array itself ran out). */
+static long global_put(struct uthread **v, long n)
 {
-    if (!load_relaxed(&gcount))
-        return NULL;
     ilock(&glock);
-    struct uthread *found = ghead;
-    if (found) {
-        ghead = found->next;
-        gcount--;
-        while (w && ghead && w->ncache < LOCAL_MAX / 2) {
-            struct uthread *u = ghead;
-            ghead = u->next;
-            gcount--;
-            u->next = w->cache;
-            w->cache = u;
-            w->ncache++;
+    if (gcount + n > gcap) {
+        long cap = gcap ? gcap : 1024;
+        while (cap < gcount + n)
+            cap *= 2;
+        struct uthread **a = realloc(garr, (size_t)cap * sizeof *a);
+        if (a) {
+            garr = a;
+            gcap = cap;
+        } else {
+            n = gcap - gcount;
         }
     }
+    memcpy(garr + gcount, v, (size_t)n * sizeof *v);
+    gcount += n;
     iunlock(&glock);
-    return found;
+    return n;
+}
+
+/* Takes up to n of the most recently cached entries into v. */
+static long global_take(struct uthread **v, long n)
+{
+    if (!load_relaxed(&gcount))
+        return 0;
+    ilock(&glock);
+    if (n > gcount)
+        n = gcount;
+    gcount -= n;
+    memcpy(v, garr + gcount, (size_t)n * sizeof *v);
+    if (gcount < gmin)
+        gmin = gcount;
+    iunlock(&glock);
+    return n;
 }
 
 static struct uthread *odd_get(size_t stack_size)
@@ -84,15 +97,17 @@ static struct uthread *odd_get(size_t stack_size)
 
 struct uthread *weft__cache_get(struct worker *w, size_t stack_size)
 {
-    struct uthread *ut;
+    struct uthread *ut = NULL;
     if (stack_size != weft__rt.stack_size) {
-        ut = load_relaxed(&nodd) ? odd_get(stack_size) : NULL;
-    } else if (w && w->cache) {
-        ut = w->cache;
-        w->cache = ut->next;
-        w->ncache--;
+        if (load_relaxed(&nodd))
+            ut = odd_get(stack_size);
+    } else if (w) {
+        if (!w->ncache)
+            w->ncache = (int)global_take(w->cache, CACHE_LOCAL_MAX / 2);
+        if (w->ncache)
+            ut = w->cache[--w->ncache];
     } else {
-        ut = global_get(w);
+        global_take(&ut, 1);
     }
     if (ut) {
         ut->next = NULL;
@@ -100,6 +115,12 @@ struct uthread *weft__cache_get(struct worker *w, size_t stack_size)
         fiber_unpoison(ut->map + weft__page_size(), ut->map_size - weft__page_size());
     }
     return ut;
+}
+
+static void unmap_all(struct uthread **v, long n)
+{
+    for (long i = 0; i < n; i++)
+        weft__stack_unmap(v[i]);
 }
 
 void weft__cache_put(struct worker *w, struct uthread *ut)
@@ -119,61 +140,48 @@ void weft__cache_put(struct worker *w, struct uthread *ut)
         return;
     }
     if (!w) {
-        ut->next = NULL;
-        global_put_list(ut, ut, 1);
+        if (global_put(&ut, 1) == 0)
+            weft__stack_unmap(ut);
         return;
     }
-    ut->next = w->cache;
-    w->cache = ut;
-    if (++w->ncache <= LOCAL_MAX)
-        return;
-    /* Spill the older half to the global cache. */
-    struct uthread *keep = w->cache;
-    for (int i = 1; i < LOCAL_MAX / 2; i++)
-        keep = keep->next;
-    struct uthread *head = keep->next, *tail = head;
-    int n = 1;
-    while (tail->next) {
-        tail = tail->next;
-        n++;
+    if (w->ncache == CACHE_LOCAL_MAX) {
+        /* Full: the older half goes to the global array. */
+        long half = CACHE_LOCAL_MAX / 2;
+        long kept = global_put(w->cache, half);
+        unmap_all(w->cache + kept, half - kept);
+        memmove(w->cache, w->cache + half, (size_t)(CACHE_LOCAL_MAX - half) * sizeof *w->cache);
+        w->ncache -= (int)half;
     }
-    keep->next = NULL;
-    w->ncache -= n;
-    global_put_list(head, tail, n);
+    w->cache[w->ncache++] = ut;
 }
 
 void weft__cache_trim(int64_t now)
 {
-    long n = load_relaxed(&gcount);
-    if (n <= GLOBAL_KEEP) {
-        above_since = 0;
+    if (now - last_trim < TRIM_EVERY_NS)
         return;
-    }
-    if (!above_since) {
-        above_since = now;
-        return;
-    }
-    if (now - above_since < TRIM_AFTER_NS)
-        return;
-    /* Detach a batch under the lock; unmap it outside. */
-    struct uthread *list = NULL;
+    last_trim = now;
+    struct uthread *batch[256];
     ilock(&glock);
-    long excess = gcount - GLOBAL_KEEP;
+    long excess = gmin - GLOBAL_KEEP;
     if (excess > TRIM_BATCH)
         excess = TRIM_BATCH;
-    while (excess-- > 0 && ghead) {
-        struct uthread *u = ghead;
-        ghead = u->next;
-        gcount--;
-        u->next = list;
-        list = u;
+    long took = 0;
+    struct uthread **list = NULL;
+    if (excess > 0) {
+        /* The oldest entries: the bottom of the array. */
+        list = excess <= 256 ? batch : malloc((size_t)excess * sizeof *list);
+        if (list) {
+            memcpy(list, garr, (size_t)excess * sizeof *list);
+            memmove(garr, garr + excess, (size_t)(gcount - excess) * sizeof *garr);
+            gcount -= excess;
+            took = excess;
+        }
     }
+    gmin = gcount;
     iunlock(&glock);
-    while (list) {
-        struct uthread *u = list;
-        list = u->next;
-        weft__stack_unmap(u);
-    }
+    unmap_all(list, took);
+    if (list && list != batch)
+        free(list);
 }
 
 bool weft__cache_trim_pending(void)
