@@ -43,8 +43,11 @@ struct uthread *global_get(struct worker *w)
     uint32_t n = rt->gcount / (uint32_t)rt->nworkers + 1;
     if (n > RUNQ_SIZE / 2)
         n = RUNQ_SIZE / 2;
-    if (!w)
-        n = 1;
+    /* Never more than the ring has room for: a full ring would spill the
+     * batch straight back here. Thieves only make more room. */
+    uint32_t room = w ? RUNQ_SIZE - (w->tail - load_acquire(&w->head)) : 0;
+    if (n > room + 1)
+        n = room + 1;
     /* Detach the batch under the lock; queue it locally after, since a
      * full ring spills back into this queue. */
     struct uthread *last = first;
