@@ -152,7 +152,7 @@ static struct uthread *pick_slow(struct worker *w)
     return NULL;
 }
 
-struct uthread *sched_pick(struct worker *w)
+__attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *w)
 {
     uint32_t tick = ++w->tick;
     struct uthread *ut;
@@ -169,7 +169,8 @@ struct uthread *sched_pick(struct worker *w)
 
 /* Saves from's context and runs next (NULL: this kthread's g0). Returns
  * when from is resumed, possibly on another kernel thread. */
-static void switch_away(struct kthread *k, struct uthread *from, struct uthread *next)
+static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
+                                                        struct uthread *next)
 {
     from->err = errno; /* before the switch: this kernel thread's errno */
     if (unlikely(from->canary != NULL))
