@@ -103,7 +103,9 @@ struct uthread {
                                  cache; owned by whoever holds the list */
     int16_t last_worker;      /* worker it last ran on (migrate debugging) */
     bool exiting;             /* set by the thread itself just before its
-                                 last switch */
+                                 last switch: its stack is dead (ASan) */
+    bool self_free;           /* exiting and detached: the context after
+                                 its last switch frees it (finish_switch) */
     uint8_t guard;            /* enum guard_kind */
     int err;                  /* errno of the thread while switched out */
 
@@ -167,8 +169,8 @@ void weft__cache_trim(int64_t now);
 
 /* Thread life (thread/thread.c). */
 _Noreturn void weft__thread_entry(void *arg);
-/* Runs on the worker after a finished thread has switched away for good. */
-void weft__thread_finish(struct uthread *ut);
+/* Frees a finished detached thread once it is off its stack for good. */
+void weft__thread_free_detached(struct uthread *ut);
 
 /* Overflow reports (thread/overflow.c). */
 void weft__overflow_init(void);
@@ -270,7 +272,9 @@ void weft__ready_new(struct uthread *ut);
  * runnable again. The caller has published it somewhere (a wait queue)
  * after setting ut->switching = 1. May switch threads. */
 void weft__park_current(struct uthread *ut);
-/* Ends the calling user thread. */
+/* The calling user thread switches away for the last time. Its
+ * switching flag is cleared (or, with self_free, it is freed) once it is
+ * off its stack. */
 _Noreturn void weft__exit_current(struct uthread *ut);
 void weft__wakep(void);
 /* The second half of every switch, run by the arriving context. */

@@ -10,9 +10,9 @@
  * Every switch has two halves on the same kernel thread. Before it, the
  * leaving thread records itself in k->prev. After it, the arriving context
  * (a resumed thread, a new thread's entry, or g0) calls finish_switch,
- * which either clears prev->switching, letting any worker resume prev, or,
- * for a finished thread, frees its handle and stack, which is only safe
- * once nothing runs on that stack any more.
+ * which clears prev->switching: prev may now be resumed elsewhere or, if it
+ * finished, its stack reused. A finished detached thread is freed right
+ * there, since nobody else will.
  *
  * Order of picking (sched_pick): expired timers every 16th pick; the
  * debug-migrate inbox; the global queue every 61st pick (so it is never
@@ -102,8 +102,8 @@ static inline void finish_switch(struct kthread *k)
     if (!prev)
         return;
     k->prev = NULL;
-    if (unlikely(prev->exiting))
-        weft__thread_finish(prev);
+    if (unlikely(prev->self_free))
+        weft__thread_free_detached(prev);
     else
         store_release(&prev->switching, 0); /* pairs with resume_wait */
 }
@@ -230,7 +230,6 @@ void weft__park_current(struct uthread *ut)
 void weft__exit_current(struct uthread *ut)
 {
     struct kthread *k = weft__kthread();
-    ut->exiting = true;
     switch_away(k, ut, sched_pick(k->w));
     weft__panic("thread %llu '%s' was resumed after it finished",
                 (unsigned long long)ut->handle, ut->name);

@@ -8,22 +8,22 @@
  *   spawn:    LIVE (| DETACHED if nobody will join)
  *   join:     LIVE -> LIVE|JOINING, then waits for EXITED
  *   detach:   LIVE -> LIVE|DETACHED
- *   finish:   LIVE[|JOINING] -> |EXITED, and wakes a joiner;
- *             LIVE|DETACHED -> freed
+ *   exit:     LIVE[|JOINING] -> |EXITED, and wakes a joiner;
+ *             LIVE|DETACHED -> freed after the last switch
  *   collect:  LIVE|EXITED[|JOINING] -> freed (by the joiner, or by a
  *             detach of a finished thread)
  *
  * "Freed" is generation + 1 and no flags: every old handle is stale, and
  * the descriptor goes back to a cache for the next spawn.
  *
- * finish runs on the worker only after the thread has switched off its
- * stack for the last time (sched.c), so whoever frees the descriptor may
- * reuse the stack at once. After its CAS, finish touches only the slot's
- * address (to unpark the joiner), never the descriptor: the joiner may
- * already be reusing it.
+ * A finishing thread marks itself EXITED and wakes its joiner while it
+ * still runs on its stack, then switches away (usually straight to the
+ * joiner). Whoever frees the descriptor first waits for its switching flag
+ * to drop, which the context after its last switch does (off_stack). A
+ * detached thread is freed by that context itself.
  *
  * A joiner parks on the slot word's flags half (little-endian: the low
- * word), expecting the flags it saw. finish changes them before it unparks,
+ * word), expecting the flags it saw. exit changes them before it unparks,
  * so a joiner either sees EXITED, or parks and is woken, or finds the value
  * changed (-EAGAIN) and looks again. The slot's memory is never freed, so
  * an unpark that arrives after the joiner gave up is harmless.
@@ -33,6 +33,7 @@
 #include "arch/fiber.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -76,6 +77,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     ut->arg = arg;
     ut->result = NULL;
     ut->exiting = false;
+    ut->self_free = false;
     ut->switching = 0;
     ut->err = 0;
     ut->asan_fake = NULL;
@@ -120,25 +122,48 @@ void weft_exit(void *result)
     if (!ut)
         weft__panic("weft_exit called on a kernel thread that is not a weft thread");
     ut->result = result;
-    weft__exit_current(ut);
-}
-
-void weft__thread_finish(struct uthread *ut)
-{
+    ut->exiting = true;
+    /* Until the switch below completes this thread still runs on its
+     * stack; whoever frees it waits for the flag to drop (off_stack). */
+    store_relaxed(&ut->switching, 1);
     struct slot *s = weft__slot_get(ut->slot);
     uint64_t old = load_relaxed(&s->word);
     for (;;) {
         if (word_flags(old) & TS_DETACHED) {
-            if (cas_acq_rel(&s->word, &old, freed_word(old))) {
-                weft__cache_put(my_worker(), ut);
-                return;
-            }
-        } else if (cas_acq_rel(&s->word, &old, old | TS_EXITED)) {
-            /* The release orders ut->result before EXITED. */
+            /* Nobody will collect it: the context after the last switch
+             * frees it. DETACHED is final, so no CAS is needed. */
+            ut->self_free = true;
+            break;
+        }
+        /* The release orders result and the flag store before EXITED. */
+        if (cas_acq_rel(&s->word, &old, old | TS_EXITED)) {
+            /* Woken now, the joiner is likely the next thread this worker
+             * runs: one switch instead of a trip through g0. */
             if (word_flags(old) & TS_JOINING)
                 weft_unpark(join_key(s), -1);
-            return;
+            break;
         }
+    }
+    weft__exit_current(ut);
+}
+
+void weft__thread_free_detached(struct uthread *ut)
+{
+    struct slot *s = weft__slot_get(ut->slot);
+    store_release(&s->word, freed_word(load_relaxed(&s->word)));
+    weft__cache_put(my_worker(), ut);
+}
+
+/* Waits until a finished thread has left its stack for good (its last
+ * switch clears the flag, sched.c). The window is a few dozen instructions;
+ * the thread waited on never waits for anything, so no cycle can form. */
+static void off_stack(struct uthread *ut)
+{
+    for (int spins = 0; load_acquire(&ut->switching); spins++) {
+        if (spins < 1000)
+            cpu_relax();
+        else
+            sched_yield();
     }
 }
 
@@ -147,6 +172,7 @@ void weft__thread_finish(struct uthread *ut)
 static void collect(struct slot *s, void **result)
 {
     struct uthread *ut = s->ut;
+    off_stack(ut);
     if (result)
         *result = ut->result;
     weft__cache_put(my_worker(), ut);
@@ -213,6 +239,7 @@ int weft_detach(weft_t t)
             return -EINVAL;
         if (f & TS_EXITED) {
             if (cas_acq_rel(&s->word, &old, freed_word(old))) {
+                off_stack(s->ut);
                 weft__cache_put(my_worker(), s->ut);
                 return 0;
             }
