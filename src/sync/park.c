@@ -45,7 +45,14 @@
 
 #include <errno.h>
 
-#define NBUCKETS 1024
+/* Each bucket's queue is a list that unpark walks, so the cost of an
+ * unpark grows with the waiters that share its bucket: with 1,024 buckets
+ * and a million parked joiners it was ~1,000 cold waiters per unpark.
+ * 65,536 buckets (2 MiB of zero pages, touched as used) keep that near 16
+ * at a million waiters. A table that grows with the number of waiters
+ * (WebKit's ParkingLot does) is the complete fix. */
+#define NBUCKETS_LOG2 16
+#define NBUCKETS (1u << NBUCKETS_LOG2)
 
 enum { W_WAITING, W_WOKEN, W_TIMEDOUT };
 
@@ -61,7 +68,7 @@ struct waiter {
 struct bucket {
     struct ilock lock;
     struct waiter *head, *tail; /* lock */
-} __attribute__((aligned(64)));
+} __attribute__((aligned(32)));
 
 static struct bucket buckets[NBUCKETS];
 
@@ -70,7 +77,7 @@ static struct bucket *bucket_of(const void *addr)
     uintptr_t a = (uintptr_t)addr;
     a ^= a >> 17;
     a *= 0x9e3779b97f4a7c15ull;
-    return &buckets[a >> (64 - 10)];
+    return &buckets[a >> (64 - NBUCKETS_LOG2)];
 }
 
 static void enqueue(struct bucket *b, struct waiter *w)
