@@ -244,6 +244,9 @@ static void migrate(struct uthread *ut)
     int to = (ut->last_worker + 1) % rt->nworkers;
     struct worker *w = &rt->workers[to];
     inbox_push(w, ut);
+    /* Store-then-load, as in weft__wakep: the push must be visible before
+     * we read whether the target sleeps (worker.c, no lost wake-up). */
+    fence_seq();
     kthread_wake(w->k);
 }
 
@@ -292,6 +295,8 @@ void weft_yield(void)
     switch_away(k, ut, next);
 }
 
+/* Is there work any worker could take? Inboxes do not count: only their
+ * owner takes from them, and it checks its own (worker.c). */
 bool weft__any_runnable(void)
 {
     struct runtime *rt = &weft__rt;
@@ -299,7 +304,7 @@ bool weft__any_runnable(void)
         return true;
     for (int i = 0; i < rt->nworkers; i++) {
         struct worker *w = &rt->workers[i];
-        if (!runq_empty(w) || load_relaxed(&w->inbox_n))
+        if (!runq_empty(w))
             return true;
     }
     return false;

@@ -100,7 +100,7 @@ static struct uthread *spin(struct kthread *k)
 /* Is there anything this M could run? Read after announcing idleness. */
 static bool work_visible(struct worker *w)
 {
-    if (weft__any_runnable())
+    if (weft__any_runnable() || load_relaxed(&w->inbox_n))
         return true;
     int64_t next = weft__timers_next(w);
     return next >= 0 && next <= weft_now();
