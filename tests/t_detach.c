@@ -34,7 +34,7 @@ static void count_done(uintptr_t arg)
 /* Waits until done == n, parking on the counter between checks. */
 static void wait_done(uint32_t n)
 {
-    int64_t give_up = weft_after(WEFT_SEC(60));
+    int64_t give_up = weft_after(WEFT_SEC(200));
     for (;;) {
         uint32_t v = __atomic_load_n(&done, __ATOMIC_ACQUIRE);
         if (v == n)
