@@ -180,6 +180,7 @@ _Noreturn void weft__overflow_report(struct uthread *ut);
 /* ---- scheduler (sched/) ------------------------------------------------ */
 
 #define RUNQ_SIZE 256
+#define SPAWNQ_SIZE 256
 #define CACHE_LOCAL_MAX 256
 
 struct worker {
@@ -191,6 +192,15 @@ struct worker {
     uint32_t tail;
     struct uthread *ring[RUNQ_SIZE];     /* atomic entries */
     struct uthread *runnext;             /* atomic; hand-off slot: runs next */
+
+    /* The spawn deque: threads spawned here that have not run yet. The
+     * owner pushes and pops at bottom (newest first: fork-join runs depth-
+     * first); thieves take one at a time from top (oldest first). bottom is
+     * stored by the owner only; top moves only by CAS (thieves, and the
+     * owner for the last entry or a spill). See runq.c. */
+    uint32_t top;
+    uint32_t bottom;
+    struct uthread *spawnq[SPAWNQ_SIZE]; /* atomic entries */
 
     int id;
     struct kthread *k;                   /* the kernel thread running it */

@@ -14,10 +14,12 @@
  * finished, its stack reused. A finished detached thread is freed right
  * there, since nobody else will.
  *
- * Order of picking (sched_pick): expired timers every 16th pick; the
- * debug-migrate inbox; the global queue every 61st pick (so it is never
- * starved by a busy ring); runnext; the ring; the global queue; timers
- * again if nothing else. Stealing is g0's job.
+ * Order of picking (sched_pick): every 16th pick, expired timers, the
+ * debug-migrate inbox, the global queue (every 64th pick, so a busy worker
+ * never starves it) and the ring (so neither runnext hand-offs nor a stream
+ * of spawns starve it); then runnext; the spawn deque, newest first; the
+ * ring; the global queue; timers again if nothing else. Stealing is g0's
+ * job. Why the spawn deque is LIFO and why that keeps yields fair: runq.c.
  *
  * Rejected: a trip through g0 at every switch (as Go's mcall does) costs a
  * second switch on the hottest path; holding the wait-queue lock across the
@@ -126,7 +128,8 @@ static __attribute__((noinline)) void arrive(struct uthread *self)
 }
 
 /* The checks that need not run at every pick: timers, the global queue
- * (so a busy ring never starves it), the debug inbox. */
+ * (so a busy ring never starves it), the debug inbox, and the ring (so
+ * runnext and the spawn deque, which come before it, never starve it). */
 static struct uthread *pick_periodic(struct worker *w, uint32_t tick)
 {
     struct uthread *ut;
@@ -136,7 +139,7 @@ static struct uthread *pick_periodic(struct worker *w, uint32_t tick)
         return ut;
     if ((tick & 63) == 0 && (ut = global_get(w)))
         return ut;
-    return NULL;
+    return runq_get(w);
 }
 
 /* Nothing local: the global queue, the debug inbox, due timers. */
@@ -162,7 +165,7 @@ __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *
     /* A thief may take runnext; the CAS settles who runs it. */
     if (ut && cas_acq_rel(&w->runnext, &ut, NULL))
         return ut;
-    if ((ut = runq_get(w)))
+    if ((ut = spawnq_pop(w)) || (ut = runq_get(w)))
         return ut;
     return pick_slow(w);
 }
@@ -267,6 +270,25 @@ void weft__ready(struct uthread *ut)
             runq_put(w, old);
             weft__wakep();
         }
+        return;
+    }
+    global_push(ut, ut, 1);
+    weft__wakep();
+}
+
+void weft__ready_new(struct uthread *ut)
+{
+    struct runtime *rt = &weft__rt;
+    if (unlikely(rt->debug_migrate) && rt->nworkers > 1) {
+        migrate(ut);
+        return;
+    }
+    struct kthread *k = weft__kthread();
+    if (likely(k != NULL)) {
+        /* A lone child is usually joined next, which runs it here; wake a
+         * helper only when there is more than one to take. */
+        if (spawnq_push(k->w, ut))
+            weft__wakep();
         return;
     }
     global_push(ut, ut, 1);

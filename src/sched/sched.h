@@ -4,7 +4,8 @@
 
 #include "internal.h"
 
-/* Local run queue (runq.c; the owner's push and pop are inline here). */
+/* Local run queue, the FIFO ring (runq.c; the owner's push and pop are
+ * inline here). */
 bool runq_put_slow(struct worker *w, struct uthread *ut, uint32_t h, uint32_t t);
 bool runq_empty(struct worker *w);
 
@@ -46,9 +47,63 @@ static inline struct uthread *runq_get(struct worker *w)
             return ut;
     }
 }
-/* Steals about half of victim's queue into w's, returning one thread to
- * run now, or NULL. take_next: also take victim's runnext. */
+/* Steals from victim: the oldest entry of its spawn deque, else about half
+ * of its ring into w's; returns one thread to run now, or NULL. take_next:
+ * also take victim's runnext. */
 struct uthread *runq_steal(struct worker *w, struct worker *victim, bool take_next);
+
+/* Spawn deque (runq.c; the owner's push and pop are inline here). */
+void spawnq_spill(struct worker *w);
+
+/* Owner only: queues a newly spawned thread at bottom. Returns whether the
+ * deque held others already (then an idle worker is worth waking; a lone
+ * child is usually joined, and so run, by its spawner at once). */
+static inline bool spawnq_push(struct worker *w, struct uthread *ut)
+{
+    uint32_t b = w->bottom;
+    /* Pairs with the release of the thieves' CAS on top: they have read
+     * the entries below top, which may now be overwritten. */
+    uint32_t t = load_acquire(&w->top);
+    if (unlikely(b - t >= SPAWNQ_SIZE)) {
+        spawnq_spill(w);
+        t = load_acquire(&w->top);
+    }
+    store_relaxed(&w->spawnq[b % SPAWNQ_SIZE], ut);
+    store_release(&w->bottom, b + 1); /* pairs with spawnq_steal's loads */
+    return b != t;
+}
+
+/* Owner only: takes the newest entry, or NULL. Thieves take from the other
+ * end, so only the last entry can be contended; the owner announces its
+ * claim by lowering bottom before it reads top (Dekker-style, see runq.c). */
+static inline struct uthread *spawnq_pop(struct worker *w)
+{
+    uint32_t b = w->bottom;
+    /* top only moves toward bottom: equal means empty for good. */
+    if (b == load_relaxed(&w->top))
+        return NULL;
+    b--;
+    if (weft__rt.nworkers == 1) {
+        /* No thieves; a spill is the owner's own doing. */
+        store_relaxed(&w->bottom, b);
+        return w->spawnq[b % SPAWNQ_SIZE];
+    }
+    xchg_seq(&w->bottom, b); /* store-load: pairs with spawnq_steal */
+    uint32_t t = load_seq(&w->top);
+    struct uthread *ut = load_relaxed(&w->spawnq[b % SPAWNQ_SIZE]);
+    int32_t others = (int32_t)(b - t);
+    if (likely(others > 0))
+        return ut; /* a thief that reads top later sees the lower bottom */
+    if (others == 0) {
+        /* The last entry: whoever moves top past it owns it. */
+        if (!cas_seq(&w->top, &t, t + 1))
+            ut = NULL;
+    } else {
+        ut = NULL; /* thieves emptied it */
+    }
+    store_relaxed(&w->bottom, b + 1); /* empty: bottom == top again */
+    return ut;
+}
 
 /* Global queue (global.c). */
 void global_push(struct uthread *head, struct uthread *tail, uint32_t n);

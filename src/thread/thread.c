@@ -103,7 +103,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
     if (t)
         *t = ut->handle;
-    weft__ready(ut);
+    weft__ready_new(ut);
     return 0;
 }
 
