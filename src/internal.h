@@ -130,11 +130,16 @@ struct uthread {
 
 /* Handle table (thread/table.c). The entry word holds the generation in
  * its high half and the flags below in its low half; the low half doubles
- * as the parking address a joiner waits on. */
+ * as the parking address a timed or kernel-thread joiner waits on. */
 #define TS_LIVE 1u     /* spawned and not yet freed */
 #define TS_EXITED 2u   /* finished; its result may be collected */
 #define TS_DETACHED 4u /* nobody will join; freed on exit */
 #define TS_JOINING 8u  /* a joiner owns the join */
+/* Bits 4-31, with JOINING: 1 + the slot of a user thread that joins without
+ * a deadline and is switched out (or switching out) until the exit switches
+ * to it; 0 when the joiner waits in the parking lot instead (thread.c). */
+#define TS_JOINER_SHIFT 4
+#define TS_JOINER_MAX ((1u << (32 - TS_JOINER_SHIFT)) - 2) /* highest slot */
 
 struct slot {
     uint64_t word;      /* atomic: generation << 32 | TS_* flags */
@@ -282,6 +287,9 @@ void weft__ready_new(struct uthread *ut);
  * runnable again. The caller has published it somewhere (a wait queue)
  * after setting ut->switching = 1. May switch threads. */
 void weft__park_current(struct uthread *ut);
+/* The calling user thread switches away for the last time, to next, a
+ * thread parked until this exit (its joiner). */
+_Noreturn void weft__exit_to(struct uthread *ut, struct uthread *next);
 /* The calling user thread switches away for the last time. Its
  * switching flag is cleared (or, with self_free, it is freed) once it is
  * off its stack. */

@@ -238,6 +238,24 @@ void weft__exit_current(struct uthread *ut)
                 (unsigned long long)ut->handle, ut->name);
 }
 
+void weft__exit_to(struct uthread *ut, struct uthread *next)
+{
+    struct kthread *k = weft__kthread();
+    struct worker *w = k->w;
+    /* next would be picked first from runnext anyway; skipping the queue
+     * saves two atomics. Not on the picks that run the periodic checks,
+     * nor in migrate mode, which must send next elsewhere. */
+    if (likely(((w->tick + 1) & 15) != 0) && likely(!weft__rt.debug_migrate)) {
+        w->tick++;
+        switch_away(k, ut, next);
+    } else {
+        weft__ready(next);
+        switch_away(k, ut, sched_pick(w));
+    }
+    weft__panic("thread %llu '%s' was resumed after it finished",
+                (unsigned long long)ut->handle, ut->name);
+}
+
 /* In WEFT_DEBUG=migrate mode every thread made runnable goes to another
  * worker than the one it last ran on, so code that cached the kernel
  * thread's state across a switch breaks in tests instead of in production. */

@@ -27,6 +27,10 @@
 #define CHUNK_SLOTS (1u << CHUNK_SHIFT)
 #define DIR_SIZE (1u << 14) /* up to 64M slots */
 
+/* A joiner names its own slot in the flags half of a slot word. */
+_Static_assert((uint64_t)DIR_SIZE * CHUNK_SLOTS - 1 <= TS_JOINER_MAX,
+               "slot indices must fit the joiner field of a slot word");
+
 static struct slot *dir[DIR_SIZE]; /* atomic entries; written once under lock */
 static uint32_t nslots;            /* atomic: slots ever handed out */
 static struct ilock lock = ILOCK_INIT;

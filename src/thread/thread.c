@@ -22,11 +22,23 @@
  * to drop, which the context after its last switch does (off_stack). A
  * detached thread is freed by that context itself.
  *
- * A joiner parks on the slot word's flags half (little-endian: the low
- * word), expecting the flags it saw. exit changes them before it unparks,
- * so a joiner either sees EXITED, or parks and is woken, or finds the value
- * changed (-EAGAIN) and looks again. The slot's memory is never freed, so
- * an unpark that arrives after the joiner gave up is harmless.
+ * Two ways to wait for EXITED:
+ *
+ *   - A user thread that joins without a deadline (the common case) puts
+ *     its own slot number into the word with the same CAS that sets
+ *     JOINING, having set its switching flag first, and switches away. The
+ *     exit's CAS returns the old word, so it knows its joiner without any
+ *     lookup or lock, and switches straight to it (weft__exit_to). The
+ *     joiner is readied by nothing else: it is in no queue, and it owns the
+ *     join, so no other exit or joiner can name it. A CAS that fails
+ *     because EXITED came first leaves nothing to undo but the flag.
+ *   - A timed joiner, or a kernel thread, parks in the parking lot on the
+ *     slot word's flags half (little-endian: the low word), expecting the
+ *     flags it saw. exit changes them before it unparks, so a joiner either
+ *     sees EXITED, or parks and is woken, or finds the value changed
+ *     (-EAGAIN) and looks again. The slot's memory is never freed, so an
+ *     unpark that arrives after the joiner gave up is harmless. A deadline
+ *     needs the lot's single-winner timer, which is why only these use it.
  */
 #include "internal.h"
 #include "arch/context.h"
@@ -135,15 +147,18 @@ void weft_exit(void *result)
             ut->self_free = true;
             break;
         }
-        /* The release orders result and the flag store before EXITED. */
-        if (cas_acq_rel(&s->word, &old, old | TS_EXITED)) {
-            /* Woken now, the joiner is likely the next thread this worker
-             * runs: one switch instead of a trip through g0. */
-            if (word_flags(old) & TS_JOINING)
-                weft_unpark(join_key(s), -1);
+        /* The release orders result and the flag store before EXITED; the
+         * acquire pairs with a joiner's CAS, which published its flag. */
+        if (cas_acq_rel(&s->word, &old, old | TS_EXITED))
             break;
-        }
     }
+    uint32_t joiner = word_flags(old) >> TS_JOINER_SHIFT;
+    if (joiner)
+        weft__exit_to(ut, weft__slot_get(joiner - 1)->ut);
+    /* Woken now, the joiner is likely the next thread this worker runs:
+     * one switch instead of a trip through g0. */
+    if (word_flags(old) & TS_JOINING)
+        weft_unpark(join_key(s), -1);
     weft__exit_current(ut);
 }
 
@@ -187,6 +202,10 @@ int weft_join(weft_t t, void **result, int64_t deadline)
     if (!s || !handle_gen(t))
         return -ESRCH;
 
+    /* A user thread waiting without a deadline names itself in the word
+     * and is switched to by the exit; others park in the lot (see top). */
+    bool direct = self && deadline < 0;
+    uint64_t joining = TS_JOINING | (direct ? (uint64_t)(self->slot + 1) << TS_JOINER_SHIFT : 0);
     uint64_t old = load_acquire(&s->word);
     for (;;) {
         uint32_t f = word_flags(old);
@@ -201,8 +220,24 @@ int weft_join(weft_t t, void **result, int64_t deadline)
             }
             continue;
         }
-        if (cas_acq_rel(&s->word, &old, old | TS_JOINING))
+        if (direct)
+            store_relaxed(&self->switching, 1); /* published by the CAS */
+        if (cas_acq_rel(&s->word, &old, old | joining))
             break;
+        if (direct)
+            store_relaxed(&self->switching, 0); /* nobody saw it */
+    }
+
+    if (direct) {
+        /* Only this thread's exit makes us runnable again (see top). */
+        weft__park_current(self);
+        old = load_acquire(&s->word); /* pairs with the exit's CAS */
+        if (!(word_flags(old) & TS_EXITED))
+            weft__panic("join of thread %llu resumed before it exited",
+                        (unsigned long long)t);
+        store_release(&s->word, freed_word(old));
+        collect(s, result);
+        return 0;
     }
 
     /* We own the join: only finish changes the word until we free it. */
