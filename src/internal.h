@@ -242,6 +242,8 @@ struct kthread {
     void *asan_fake;
     void *tsan_fiber;
     void *altstack;            /* for the overflow report */
+    int *errno_p;              /* this kernel thread's errno; saved in and
+                                  restored from uthread.err at switches */
     int id;
 } __attribute__((aligned(64)));
 
@@ -272,12 +274,36 @@ extern struct runtime weft__rt WEFT_HIDDEN;
 /* Starts the runtime with the defaults if nobody has. */
 void weft__ensure_started(void);
 
-/* The kernel thread's M, or NULL on a thread that is not a worker. Never
- * inlined: the compiler must not keep the address of a __thread variable
- * across a call that may switch threads (DESIGN.md, "TLS caching"). */
-struct kthread *weft__kthread(void);
+/* The kernel thread's M, or NULL on a thread that is not a worker. The
+ * compiler must not keep the address of a __thread variable across a call
+ * that may switch threads (DESIGN.md, "TLS caching"), so on x86-64 one asm
+ * reads the thread pointer and the variable together: the compiler sees
+ * neither, and the memory clobber keeps it from moving across the call
+ * that switches. Elsewhere a call that is never inlined does the same. */
+extern __thread struct kthread *weft__tls_k __attribute__((tls_model("initial-exec")));
+struct kthread *weft__kthread_call(void);
+
+static inline __attribute__((always_inline)) struct kthread *weft__kthread(void)
+{
+#if defined(__x86_64__)
+    struct kthread *k;
+    __asm__ volatile("movq weft__tls_k@gottpoff(%%rip), %0\n\t"
+                     "movq %%fs:(%0), %0"
+                     : "=r"(k)
+                     :
+                     : "memory");
+    return k;
+#else
+    return weft__kthread_call();
+#endif
+}
+
 /* The running user thread, or NULL. Same rule. */
-struct uthread *weft__current(void);
+static inline __attribute__((always_inline)) struct uthread *weft__current(void)
+{
+    struct kthread *k = weft__kthread();
+    return k ? k->cur : NULL;
+}
 
 /* Makes ut runnable (from any thread). */
 void weft__ready(struct uthread *ut);

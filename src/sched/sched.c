@@ -33,44 +33,44 @@
 #include <errno.h>
 #include <sched.h>
 
-static __thread struct kthread *tls_k __attribute__((tls_model("initial-exec")));
+/* Read through weft__kthread() (internal.h), never directly. */
+__thread struct kthread *weft__tls_k __attribute__((tls_model("initial-exec")));
 
 struct runtime weft__rt;
 
 /* Never inlined, and the asm makes it impure, so each call reads the
  * kernel thread's TLS afresh: the caller may have moved to another kernel
  * thread since the previous call. */
-__attribute__((noinline)) struct kthread *weft__kthread(void)
+__attribute__((noinline)) struct kthread *weft__kthread_call(void)
 {
     compiler_barrier();
-    return tls_k;
-}
-
-__attribute__((noinline)) struct uthread *weft__current(void)
-{
-    compiler_barrier();
-    struct kthread *k = tls_k;
-    return k ? k->cur : NULL;
+    return weft__tls_k;
 }
 
 void weft__kthread_set(struct kthread *k)
 {
-    tls_k = k;
+    weft__tls_k = k;
+    /* errno is per kernel thread and glibc declares __errno_location
+     * const, so the compiler may reuse its result across a switch; the
+     * kthread, read afresh after every switch, keeps the address. */
+    if (k)
+        k->errno_p = &errno;
 }
 
-/* errno is per kernel thread and glibc declares __errno_location const, so
- * the compiler may reuse its result across a switch. These calls are
- * opaque: each evaluates errno on the kernel thread running it now. */
-__attribute__((noinline)) int weft__errno_get(void)
+/* errno of the kernel thread running the caller now. */
+int weft__errno_get(void)
 {
-    compiler_barrier();
-    return errno;
+    struct kthread *k = weft__kthread();
+    return k ? *k->errno_p : errno;
 }
 
-__attribute__((noinline)) void weft__errno_set(int e)
+void weft__errno_set(int e)
 {
-    compiler_barrier();
-    errno = e;
+    struct kthread *k = weft__kthread();
+    if (k)
+        *k->errno_p = e;
+    else
+        errno = e;
 }
 
 #if defined(WEFT_ASAN)
@@ -112,19 +112,17 @@ static inline void finish_switch(struct kthread *k)
 
 void weft__sched_finish_switch(void)
 {
-    compiler_barrier();
-    finish_switch(tls_k);
+    finish_switch(weft__kthread());
 }
 
 /* The first thing a resumed user thread does: finish the switch on the
- * kernel thread it now runs on, and give it its errno back. Not inlined,
- * so tls_k is read afresh. */
-static __attribute__((noinline)) void arrive(struct uthread *self)
+ * kernel thread it now runs on, and give it its errno back. */
+static inline __attribute__((always_inline)) void arrive(struct uthread *self)
 {
-    compiler_barrier();
     fiber_arrive(self->asan_fake);
-    finish_switch(tls_k);
-    errno = self->err;
+    struct kthread *k = weft__kthread();
+    finish_switch(k);
+    *k->errno_p = self->err;
 }
 
 /* The checks that need not run at every pick: timers, the global queue
@@ -175,7 +173,7 @@ __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *
 static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
                                                         struct uthread *next)
 {
-    from->err = errno; /* before the switch: this kernel thread's errno */
+    from->err = *k->errno_p; /* before the switch: this kernel thread's errno */
     if (unlikely(from->canary != NULL))
         weft__stack_check(from);
     void **fake = from->exiting ? NULL : &from->asan_fake;
