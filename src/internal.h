@@ -98,6 +98,7 @@ struct uthread {
                                  the thread after switching == 0 (acquire) */
     uint32_t switching;       /* atomic; 1 while switching out (see top) */
     uint32_t slot;            /* handle-table slot; fixed for the mapping's life */
+    struct slot *slotp;       /* that slot's entry; fixed likewise */
     weft_t handle;            /* slot + current generation; set at spawn */
     struct uthread *next;     /* link in the global queue, an inbox or a
                                  cache; owned by whoever holds the list */
@@ -150,8 +151,23 @@ struct slot {
 int weft__slot_alloc(struct uthread *ut);
 /* Unbinds the slot of a descriptor that is being unmapped. */
 void weft__slot_free(uint32_t slot);
+
+/* The table's directory of chunks (table.c). */
+#define SLOT_CHUNK_SHIFT 12
+#define SLOT_CHUNK_SLOTS (1u << SLOT_CHUNK_SHIFT)
+#define SLOT_DIR_SIZE (1u << 14) /* up to 64M slots */
+extern struct slot *weft__slot_dir[SLOT_DIR_SIZE] WEFT_HIDDEN; /* atomic entries */
+extern uint32_t weft__nslots WEFT_HIDDEN; /* atomic: slots ever handed out */
+
 /* The slot of a handle, or NULL if the handle's slot never existed. */
-struct slot *weft__slot_get(uint32_t index);
+static inline struct slot *weft__slot_get(uint32_t index)
+{
+    /* Pairs with the release stores in weft__slot_alloc. */
+    if (index >= load_acquire(&weft__nslots))
+        return NULL;
+    struct slot *chunk = load_acquire(&weft__slot_dir[index >> SLOT_CHUNK_SHIFT]);
+    return &chunk[index & (SLOT_CHUNK_SLOTS - 1)];
+}
 
 static inline uint32_t handle_slot(weft_t h) { return (uint32_t)h; }
 static inline uint32_t handle_gen(weft_t h) { return (uint32_t)(h >> 32); }
@@ -165,11 +181,16 @@ struct uthread *weft__stack_new(size_t stack_size);
 void weft__stack_unmap(struct uthread *ut);
 void weft__stack_check(struct uthread *ut); /* canary; panics on overflow */
 void weft__stack_init(void);
-size_t weft__page_size(void);
+extern size_t weft__page WEFT_HIDDEN; /* set once by weft__stack_init */
+static inline size_t weft__page_size(void)
+{
+    return weft__page;
+}
 
-/* Descriptor caches, "death row" (thread/cache.c). */
-struct uthread *weft__cache_get(struct worker *w, size_t stack_size);
-void weft__cache_put(struct worker *w, struct uthread *ut);
+/* Descriptor caches, "death row" (thread/cache.c). weft__cache_get and
+ * weft__cache_put, inline below, handle the common case themselves. */
+struct uthread *weft__cache_get_slow(struct worker *w, size_t stack_size);
+void weft__cache_put_slow(struct worker *w, struct uthread *ut);
 void weft__cache_trim(int64_t now);
 
 /* Thread life (thread/thread.c). */
@@ -272,7 +293,34 @@ struct runtime {
 extern struct runtime weft__rt WEFT_HIDDEN;
 
 /* Starts the runtime with the defaults if nobody has. */
-void weft__ensure_started(void);
+void weft__start_default(void);
+static inline void weft__ensure_started(void)
+{
+    if (unlikely(load_acquire(&weft__rt.state) != 2)) /* pairs with start() */
+        weft__start_default();
+}
+
+/* A cached descriptor and stack of stack_size for a spawn on w (NULL: not
+ * a worker), or NULL. */
+static inline struct uthread *weft__cache_get(struct worker *w, size_t stack_size)
+{
+#if !defined(WEFT_ASAN) /* the slow path also unpoisons the stack */
+    if (likely(w != NULL && w->ncache > 0 && stack_size == weft__rt.stack_size))
+        return w->cache[--w->ncache];
+#endif
+    return weft__cache_get_slow(w, stack_size);
+}
+
+/* Puts a finished descriptor on death row; w as above. */
+static inline void weft__cache_put(struct worker *w, struct uthread *ut)
+{
+    if (likely(w != NULL && w->ncache < CACHE_LOCAL_MAX &&
+               ut->stack_size == weft__rt.stack_size)) {
+        w->cache[w->ncache++] = ut;
+        return;
+    }
+    weft__cache_put_slow(w, ut);
+}
 
 /* The kernel thread's M, or NULL on a thread that is not a worker. The
  * compiler must not keep the address of a __thread variable across a call
@@ -307,8 +355,8 @@ static inline __attribute__((always_inline)) struct uthread *weft__current(void)
 
 /* Makes ut runnable (from any thread). */
 void weft__ready(struct uthread *ut);
-/* Queues a newly spawned thread. */
-void weft__ready_new(struct uthread *ut);
+/* Queues a newly spawned thread; k is the caller's kthread or NULL. */
+void weft__ready_new(struct kthread *k, struct uthread *ut);
 /* The calling user thread gives up its worker until someone makes it
  * runnable again. The caller has published it somewhere (a wait queue)
  * after setting ut->switching = 1. May switch threads. */
@@ -323,6 +371,8 @@ _Noreturn void weft__exit_current(struct uthread *ut);
 void weft__wakep(void);
 /* The second half of every switch, run by the arriving context. */
 void weft__sched_finish_switch(void);
+/* The same for a new thread's first run, which also starts its errno at 0. */
+void weft__sched_arrive_new(void);
 /* g0 runs ut until something switches back to g0. */
 void weft__sched_run(struct kthread *k, struct uthread *ut);
 void weft__kthread_set(struct kthread *k);

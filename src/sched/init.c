@@ -96,10 +96,8 @@ int weft_init(const weft_config *cfg)
     return start(cfg);
 }
 
-void weft__ensure_started(void)
+void weft__start_default(void)
 {
-    if (likely(load_acquire(&weft__rt.state) == 2))
-        return;
     int r = start(NULL);
     if (r < 0 && r != -EBUSY)
         weft__panic("cannot start the runtime (error %d)", -r);

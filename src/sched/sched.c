@@ -115,6 +115,13 @@ void weft__sched_finish_switch(void)
     finish_switch(weft__kthread());
 }
 
+void weft__sched_arrive_new(void)
+{
+    struct kthread *k = weft__kthread();
+    finish_switch(k);
+    *k->errno_p = 0;
+}
+
 /* The first thing a resumed user thread does: finish the switch on the
  * kernel thread it now runs on, and give it its errno back. */
 static inline __attribute__((always_inline)) void arrive(struct uthread *self)
@@ -292,14 +299,13 @@ void weft__ready(struct uthread *ut)
     weft__wakep();
 }
 
-void weft__ready_new(struct uthread *ut)
+void weft__ready_new(struct kthread *k, struct uthread *ut)
 {
     struct runtime *rt = &weft__rt;
     if (unlikely(rt->debug_migrate) && rt->nworkers > 1) {
         migrate(ut);
         return;
     }
-    struct kthread *k = weft__kthread();
     if (likely(k != NULL)) {
         /* A lone child is usually joined next, which runs it here; wake a
          * helper only when there is more than one to take. */

@@ -12,7 +12,9 @@
  * to the global array, under a lock; a worker whose LIFO is empty refills
  * half of it from there, and kernel threads that are not workers use the
  * global array directly. Stacks of other sizes go to a short list
- * (ODD_MAX); past it they are unmapped.
+ * (ODD_MAX); past it they are unmapped. Taking from and adding to a
+ * worker's LIFO when it is neither empty nor full is inline at the callers
+ * (internal.h); the functions here handle the rest.
  *
  * The reaper (weft__cache_trim, run by the monitor about once a second)
  * unmaps what the global array did not need during the last second: its
@@ -95,7 +97,7 @@ static struct uthread *odd_get(size_t stack_size)
     return found;
 }
 
-struct uthread *weft__cache_get(struct worker *w, size_t stack_size)
+struct uthread *weft__cache_get_slow(struct worker *w, size_t stack_size)
 {
     struct uthread *ut = NULL;
     if (stack_size != weft__rt.stack_size) {
@@ -123,7 +125,7 @@ static void unmap_all(struct uthread **v, long n)
         weft__stack_unmap(v[i]);
 }
 
-void weft__cache_put(struct worker *w, struct uthread *ut)
+void weft__cache_put_slow(struct worker *w, struct uthread *ut)
 {
     if (ut->stack_size != weft__rt.stack_size) {
         /* Few programs use many sizes; keep a handful, unmap the rest. */

@@ -42,15 +42,10 @@
 
 #define CANARY 0x5745465453544b21ull /* "WEFTSTK!" */
 
-static size_t page;
+size_t weft__page; /* read through weft__page_size() */
 static int guard_mode = GUARD_INSTALL; /* atomic: best mode still believed to work */
 static int64_t mprotect_budget;        /* atomic: guard pages mprotect may still make */
 static bool thp_always;
-
-size_t weft__page_size(void)
-{
-    return page;
-}
 
 static long read_long_file(const char *path, long dflt)
 {
@@ -68,7 +63,7 @@ static long read_long_file(const char *path, long dflt)
 
 void weft__stack_init(void)
 {
-    page = (size_t)sysconf(_SC_PAGESIZE);
+    weft__page = (size_t)sysconf(_SC_PAGESIZE);
     mprotect_budget = read_long_file("/proc/sys/vm/max_map_count", 65530) / 4;
     char buf[128] = {0};
     int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
@@ -85,7 +80,7 @@ static int make_guard(char *map)
 {
     int mode = load_relaxed(&guard_mode);
     if (mode == GUARD_INSTALL) {
-        if (madvise(map, page, MADV_GUARD_INSTALL) == 0)
+        if (madvise(map, weft__page, MADV_GUARD_INSTALL) == 0)
             return GUARD_INSTALL;
         /* EINVAL: the kernel predates guard regions. Fall back for good. */
         store_relaxed(&guard_mode, GUARD_MPROTECT);
@@ -93,7 +88,7 @@ static int make_guard(char *map)
     }
     if (mode == GUARD_MPROTECT) {
         if (fetch_add_relaxed(&mprotect_budget, -1) > 0 &&
-            mprotect(map, page, PROT_NONE) == 0)
+            mprotect(map, weft__page, PROT_NONE) == 0)
             return GUARD_MPROTECT;
         store_relaxed(&guard_mode, GUARD_CANARY);
     }
@@ -103,7 +98,7 @@ static int make_guard(char *map)
 struct uthread *weft__stack_new(size_t stack_size)
 {
     size_t desc = (sizeof(struct uthread) + 63) & ~(size_t)63;
-    size_t map_size = page + stack_size;
+    size_t map_size = weft__page + stack_size;
     char *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (map == MAP_FAILED)
@@ -129,6 +124,7 @@ struct uthread *weft__stack_new(size_t stack_size)
         return NULL;
     }
     ut->slot = (uint32_t)slot;
+    ut->slotp = weft__slot_get((uint32_t)slot);
     return ut;
 }
 
@@ -140,7 +136,7 @@ void weft__stack_unmap(struct uthread *ut)
     weft__slot_free(ut->slot);
     /* ASan keeps shadow state for the stack's old frames; clear it so the
      * next mapping at this address starts clean. */
-    fiber_unpoison(ut->map + page, ut->map_size - page);
+    fiber_unpoison(ut->map + weft__page, ut->map_size - weft__page);
     munmap(ut->map, ut->map_size);
 }
 

@@ -23,27 +23,20 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#define CHUNK_SHIFT 12
-#define CHUNK_SLOTS (1u << CHUNK_SHIFT)
-#define DIR_SIZE (1u << 14) /* up to 64M slots */
+#define CHUNK_SHIFT SLOT_CHUNK_SHIFT
+#define CHUNK_SLOTS SLOT_CHUNK_SLOTS
+#define DIR_SIZE SLOT_DIR_SIZE
 
 /* A joiner names its own slot in the flags half of a slot word. */
 _Static_assert((uint64_t)DIR_SIZE * CHUNK_SLOTS - 1 <= TS_JOINER_MAX,
                "slot indices must fit the joiner field of a slot word");
 
-static struct slot *dir[DIR_SIZE]; /* atomic entries; written once under lock */
-static uint32_t nslots;            /* atomic: slots ever handed out */
+/* Read by weft__slot_get (internal.h). */
+struct slot *weft__slot_dir[DIR_SIZE]; /* atomic entries; written once under lock */
+uint32_t weft__nslots;                 /* atomic: slots ever handed out; lock */
 static struct ilock lock = ILOCK_INIT;
 static uint32_t *free_slots;       /* lock: stack of unbound slot indices */
 static uint32_t nfree, free_cap;   /* lock */
-
-struct slot *weft__slot_get(uint32_t index)
-{
-    if (index >= load_acquire(&nslots))
-        return NULL;
-    struct slot *chunk = load_acquire(&dir[index >> CHUNK_SHIFT]);
-    return &chunk[index & (CHUNK_SLOTS - 1)];
-}
 
 int weft__slot_alloc(struct uthread *ut)
 {
@@ -52,12 +45,12 @@ int weft__slot_alloc(struct uthread *ut)
     if (nfree) {
         index = free_slots[--nfree];
     } else {
-        index = nslots;
+        index = weft__nslots;
         if (index >= DIR_SIZE * CHUNK_SLOTS) {
             iunlock(&lock);
             return -EAGAIN;
         }
-        if (!dir[index >> CHUNK_SHIFT]) {
+        if (!weft__slot_dir[index >> CHUNK_SHIFT]) {
             /* Zeroed memory: every slot starts at generation 0, which no
              * handle carries; the first spawn bumps it to 1. */
             void *c = mmap(NULL, CHUNK_SLOTS * sizeof(struct slot), PROT_READ | PROT_WRITE,
@@ -67,9 +60,9 @@ int weft__slot_alloc(struct uthread *ut)
                 return -ENOMEM;
             }
             /* Pairs with the acquire in weft__slot_get. */
-            store_release(&dir[index >> CHUNK_SHIFT], (struct slot *)c);
+            store_release(&weft__slot_dir[index >> CHUNK_SHIFT], (struct slot *)c);
         }
-        store_release(&nslots, index + 1);
+        store_release(&weft__nslots, index + 1);
     }
     struct slot *s = weft__slot_get(index);
     s->ut = ut;

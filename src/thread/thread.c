@@ -81,7 +81,8 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
         size = (attr->stack_size + page - 1) & ~(page - 1);
     }
 
-    struct uthread *ut = weft__cache_get(my_worker(), size);
+    struct kthread *k = weft__kthread();
+    struct uthread *ut = weft__cache_get(k ? k->w : NULL, size);
     if (!ut && !(ut = weft__stack_new(size)))
         return -ENOMEM;
 
@@ -105,7 +106,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     /* The descriptor is the top of the stack; frames start below it. */
     ut->sp = weft__ctx_make(ut, weft__thread_entry, ut);
 
-    struct slot *s = weft__slot_get(ut->slot);
+    struct slot *s = ut->slotp;
     uint32_t gen = word_gen(load_relaxed(&s->word));
     if (!gen)
         gen = 1;
@@ -115,7 +116,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
     if (t)
         *t = ut->handle;
-    weft__ready_new(ut);
+    weft__ready_new(k, ut);
     return 0;
 }
 
@@ -123,8 +124,7 @@ void weft__thread_entry(void *arg)
 {
     struct uthread *ut = arg;
     fiber_arrive(NULL);
-    weft__sched_finish_switch();
-    weft__errno_set(0);
+    weft__sched_arrive_new();
     weft_exit(ut->fn(ut->arg));
 }
 
@@ -138,7 +138,7 @@ void weft_exit(void *result)
     /* Until the switch below completes this thread still runs on its
      * stack; whoever frees it waits for the flag to drop (off_stack). */
     store_relaxed(&ut->switching, 1);
-    struct slot *s = weft__slot_get(ut->slot);
+    struct slot *s = ut->slotp;
     uint64_t old = load_relaxed(&s->word);
     for (;;) {
         if (word_flags(old) & TS_DETACHED) {
@@ -164,7 +164,7 @@ void weft_exit(void *result)
 
 void weft__thread_free_detached(struct uthread *ut)
 {
-    struct slot *s = weft__slot_get(ut->slot);
+    struct slot *s = ut->slotp;
     store_release(&s->word, freed_word(load_relaxed(&s->word)));
     weft__cache_put(my_worker(), ut);
 }
