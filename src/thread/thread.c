@@ -27,11 +27,13 @@
  *   - A user thread that joins without a deadline (the common case) puts
  *     its own slot number into the word with the same CAS that sets
  *     JOINING, having set its switching flag first, and switches away. The
- *     exit's CAS returns the old word, so it knows its joiner without any
- *     lookup or lock, and switches straight to it (weft__exit_to). The
- *     joiner is readied by nothing else: it is in no queue, and it owns the
- *     join, so no other exit or joiner can name it. A CAS that fails
- *     because EXITED came first leaves nothing to undo but the flag.
+ *     exit finds its joiner in the word, with no lock or queue, and
+ *     switches straight to it (weft__exit_to). No one else writes the word
+ *     while a joiner waits in it, so that exit sets EXITED with a plain
+ *     store; an exit that comes first sets it by CAS, and the joiner's CAS
+ *     then fails with nothing to undo but its flag. The joiner is readied
+ *     by nothing but that exit: it is in no queue, and it owns the join, so
+ *     no other exit or joiner can name it.
  *   - A timed joiner, or a kernel thread, parks in the parking lot on the
  *     slot word's flags half (little-endian: the low word), expecting the
  *     flags it saw. exit changes them before it unparks, so a joiner either
@@ -139,8 +141,18 @@ void weft_exit(void *result)
      * stack; whoever frees it waits for the flag to drop (off_stack). */
     store_relaxed(&ut->switching, 1);
     struct slot *s = ut->slotp;
-    uint64_t old = load_relaxed(&s->word);
+    /* Acquire: pairs with a joiner's CAS, which published its flag. */
+    uint64_t old = load_acquire(&s->word);
     for (;;) {
+        if (word_flags(old) >> TS_JOINER_SHIFT) {
+            /* A joiner waits in the word. Nothing else writes the word in
+             * this state: other joins and detaches find JOINING and fail
+             * without writing, and this joiner has no deadline to give the
+             * join back at. So a store will do. The release orders result
+             * and the flag store before EXITED. */
+            store_release(&s->word, old | TS_EXITED);
+            break;
+        }
         if (word_flags(old) & TS_DETACHED) {
             /* Nobody will collect it: the context after the last switch
              * frees it. DETACHED is final, so no CAS is needed. */
@@ -148,7 +160,7 @@ void weft_exit(void *result)
             break;
         }
         /* The release orders result and the flag store before EXITED; the
-         * acquire pairs with a joiner's CAS, which published its flag. */
+         * acquire pairs with a joiner's CAS, as above. */
         if (cas_acq_rel(&s->word, &old, old | TS_EXITED))
             break;
     }
