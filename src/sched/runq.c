@@ -45,10 +45,13 @@
  * single order either the thief reads the lowered bottom (and sees the
  * owner's entry gone) or the owner reads top after the thief's read, and
  * then both target the same entry only when it is the last one, where the
- * owner claims it by the same CAS on top. Thieves take single entries: a
- * thief that took a batch could hold a stale bottom while the owner pops
- * into the batch without a CAS. A full deque moves its older half to the
- * global queue, claimed by CAS on top like a steal.
+ * owner claims it by the same CAS on top. An owner that sees a single
+ * entry claims it by that CAS straight away, skipping the barrier: the
+ * entry is at top, and a stale top only makes the CAS fail on an empty
+ * deque. Thieves take single entries: a thief that took a batch could hold
+ * a stale bottom while the owner pops into the batch without a CAS. A full
+ * deque moves its older half to the global queue, claimed by CAS on top
+ * like a steal.
  */
 #include "sched/sched.h"
 

@@ -79,17 +79,27 @@ static inline bool spawnq_push(struct worker *w, struct uthread *ut)
 static inline struct uthread *spawnq_pop(struct worker *w)
 {
     uint32_t b = w->bottom;
+    uint32_t t = load_relaxed(&w->top);
     /* top only moves toward bottom: equal means empty for good. */
-    if (b == load_relaxed(&w->top))
+    if (b == t)
         return NULL;
-    b--;
     if (weft__rt.nworkers == 1) {
         /* No thieves; a spill is the owner's own doing. */
-        store_relaxed(&w->bottom, b);
-        return w->spawnq[b % SPAWNQ_SIZE];
+        store_relaxed(&w->bottom, b - 1);
+        return w->spawnq[(b - 1) % SPAWNQ_SIZE];
     }
+    if (b - t == 1) {
+        /* One entry (or none, if top is stale): it is top as well as
+         * bottom, so claim it the way a thief would, with one CAS on top
+         * instead of the barrier and, for the last entry, a CAS anyway.
+         * bottom then equals top: empty. The common case of a spawn that
+         * is joined at once. */
+        struct uthread *ut = load_relaxed(&w->spawnq[t % SPAWNQ_SIZE]);
+        return cas_seq(&w->top, &t, t + 1) ? ut : NULL;
+    }
+    b--;
     xchg_seq(&w->bottom, b); /* store-load: pairs with spawnq_steal */
-    uint32_t t = load_seq(&w->top);
+    t = load_seq(&w->top);
     struct uthread *ut = load_relaxed(&w->spawnq[b % SPAWNQ_SIZE]);
     int32_t others = (int32_t)(b - t);
     if (likely(others > 0))
