@@ -361,13 +361,12 @@ void weft__ready_new(struct kthread *k, struct uthread *ut);
  * runnable again. The caller has published it somewhere (a wait queue)
  * after setting ut->switching = 1. May switch threads. */
 void weft__park_current(struct uthread *ut);
-/* The calling user thread switches away for the last time, to next, a
- * thread parked until this exit (its joiner). */
-_Noreturn void weft__exit_to(struct uthread *ut, struct uthread *next);
-/* The calling user thread switches away for the last time. Its
- * switching flag is cleared (or, with self_free, it is freed) once it is
- * off its stack. */
-_Noreturn void weft__exit_current(struct uthread *ut);
+/* Prepares the last switch of the calling user thread: to next, a thread
+ * parked until this exit (its joiner), or with next NULL to whatever runs
+ * next. Returns the stack pointer for weft__ctx_resume, which the caller
+ * does with no call in between (thread.c says why). ut's switching flag is
+ * cleared (or, with self_free, ut is freed) once it is off its stack. */
+void *weft__exit_switch(struct uthread *ut, struct uthread *next);
 void weft__wakep(void);
 /* The second half of every switch, run by the arriving context. */
 void weft__sched_finish_switch(void);

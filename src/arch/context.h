@@ -18,6 +18,34 @@
  * back to the saved context, possibly on another kernel thread. */
 void weft__ctx_switch(void **save_sp, void *load_sp);
 
+/* Resumes the context saved at load_sp and abandons the running one, which
+ * saves nothing: a thread's last switch. Inline, so that the thread's last
+ * instruction is this ret, which pops the return-stack-buffer entry its
+ * first frame pushed; a call here would leave one more stale entry for the
+ * resumed context's returns to mispredict on. Pops the frame laid out at
+ * the top of switch_<arch>.S. */
+static inline __attribute__((always_inline, noreturn)) void weft__ctx_resume(void *load_sp)
+{
+#if defined(__x86_64__)
+    __asm__ volatile("movq %0, %%rsp\n\t"
+                     "popq %%r15\n\t"
+                     "popq %%r14\n\t"
+                     "popq %%r13\n\t"
+                     "popq %%r12\n\t"
+                     "popq %%rbx\n\t"
+                     "popq %%rbp\n\t"
+                     "ret"
+                     :
+                     : "r"(load_sp)
+                     : "memory");
+    __builtin_unreachable();
+#else
+    void *dead;
+    weft__ctx_switch(&dead, load_sp);
+    __builtin_unreachable();
+#endif
+}
+
 /* Builds, below stack_top, a context that on its first resumption calls
  * entry(arg) with a clean, aligned stack. entry must never return. Returns
  * the stack pointer to pass to weft__ctx_switch. */

@@ -175,10 +175,11 @@ __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *
     return pick_slow(w);
 }
 
-/* Saves from's context and runs next (NULL: this kthread's g0). Returns
- * when from is resumed, possibly on another kernel thread. */
-static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
-                                                        struct uthread *next)
+/* Everything a switch from from to next (NULL: this kthread's g0) does
+ * before the registers change hands; returns the stack pointer to load. */
+static inline __attribute__((always_inline)) void *switch_prepare(struct kthread *k,
+                                                                  struct uthread *from,
+                                                                  struct uthread *next)
 {
     from->err = *k->errno_p; /* before the switch: this kernel thread's errno */
     if (unlikely(from->canary != NULL))
@@ -196,16 +197,23 @@ static inline __attribute__((always_inline)) void switch_away(struct kthread *k,
     }
     if (next) {
         k->cur = next;
-        next->last_worker = (int16_t)k->w->id;
+        next->last_worker = (int16_t)k->id;
         fiber_leave(fake, STACK_BOUNDS(next));
         tsan_fiber_switch(next->tsan_fiber);
-        weft__ctx_switch(&from->sp, next->sp);
-    } else {
-        k->cur = NULL;
-        fiber_leave(fake, k->g0_stack_lo, k->g0_stack_size);
-        tsan_fiber_switch(k->tsan_fiber);
-        weft__ctx_switch(&from->sp, k->g0_sp);
+        return next->sp;
     }
+    k->cur = NULL;
+    fiber_leave(fake, k->g0_stack_lo, k->g0_stack_size);
+    tsan_fiber_switch(k->tsan_fiber);
+    return k->g0_sp;
+}
+
+/* Saves from's context and runs next (NULL: this kthread's g0). Returns
+ * when from is resumed, possibly on another kernel thread. */
+static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
+                                                        struct uthread *next)
+{
+    weft__ctx_switch(&from->sp, switch_prepare(k, from, next));
     /* Resumed, perhaps on another kernel thread: k is stale now. */
     arrive(from);
 }
@@ -235,30 +243,31 @@ void weft__park_current(struct uthread *ut)
     switch_away(k, ut, next);
 }
 
-void weft__exit_current(struct uthread *ut)
-{
-    struct kthread *k = weft__kthread();
-    switch_away(k, ut, sched_pick(k->w));
-    weft__panic("thread %llu '%s' was resumed after it finished",
-                (unsigned long long)ut->handle, ut->name);
-}
-
-void weft__exit_to(struct uthread *ut, struct uthread *next)
+void *weft__exit_switch(struct uthread *ut, struct uthread *next)
 {
     struct kthread *k = weft__kthread();
     struct worker *w = k->w;
-    /* next would be picked first from runnext anyway; skipping the queue
-     * saves two atomics. Not on the picks that run the periodic checks,
-     * nor in migrate mode, which must send next elsewhere. */
-    if (likely(((w->tick + 1) & 15) != 0) && likely(!weft__rt.debug_migrate)) {
+    if (!next) {
+        next = sched_pick(w);
+    } else if (likely(((w->tick + 1) & 15) != 0) && likely(!weft__rt.debug_migrate)) {
+        /* next, the joiner, would be picked first from runnext anyway;
+         * skipping the queue saves two atomics. Not on the picks that run
+         * the periodic checks, nor in migrate mode, which must send next
+         * elsewhere. */
         w->tick++;
-        switch_away(k, ut, next);
     } else {
         weft__ready(next);
-        switch_away(k, ut, sched_pick(w));
+        next = sched_pick(w);
     }
+#if defined(WEFT_ASAN) || defined(WEFT_TSAN)
+    /* The sanitizers' fiber switch must come right before the switch, with
+     * no return in between: switch here, saving a context nobody resumes. */
+    switch_away(k, ut, next);
     weft__panic("thread %llu '%s' was resumed after it finished",
                 (unsigned long long)ut->handle, ut->name);
+#else
+    return switch_prepare(k, ut, next);
+#endif
 }
 
 /* In WEFT_DEBUG=migrate mode every thread made runnable goes to another
