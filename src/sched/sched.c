@@ -124,12 +124,16 @@ void weft__sched_arrive_new(void)
 
 /* The first thing a resumed user thread does: finish the switch on the
  * kernel thread it now runs on, and give it its errno back. */
-static inline __attribute__((always_inline)) void arrive(struct uthread *self)
+static inline __attribute__((always_inline)) void arrive(void)
 {
-    fiber_arrive(self->asan_fake);
+    /* Whoever switched here made this thread k->cur; reading it rather
+     * than keeping a pointer across the switch leaves the callers nothing
+     * to keep in callee-saved registers (see weft_yield). */
     struct kthread *k = weft__kthread();
-    finish_switch(k);
+    struct uthread *self = k->cur;
+    fiber_arrive(self->asan_fake);
     *k->errno_p = self->err;
+    finish_switch(k); /* last: nothing is needed after its rare call */
 }
 
 /* The checks that need not run at every pick: timers, the global queue
@@ -176,14 +180,17 @@ __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *
 }
 
 /* Everything a switch from from to next (NULL: this kthread's g0) does
- * before the registers change hands; returns the stack pointer to load. */
+ * before the registers change hands; returns the stack pointer to load.
+ * canary: from may have a canary to check (callers that checked it has
+ * none pass false, and then make no call here). */
 static inline __attribute__((always_inline)) void *switch_prepare(struct kthread *k,
                                                                   struct uthread *from,
-                                                                  struct uthread *next)
+                                                                  struct uthread *next,
+                                                                  bool canary)
 {
-    from->err = *k->errno_p; /* before the switch: this kernel thread's errno */
-    if (unlikely(from->canary != NULL))
+    if (canary && unlikely(from->canary != NULL))
         weft__stack_check(from);
+    from->err = *k->errno_p; /* before the switch: this kernel thread's errno */
     void **fake = from->exiting ? NULL : &from->asan_fake;
     (void)fake;
     k->prev = from;
@@ -213,9 +220,9 @@ static inline __attribute__((always_inline)) void *switch_prepare(struct kthread
 static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
                                                         struct uthread *next)
 {
-    weft__ctx_switch(&from->sp, switch_prepare(k, from, next));
+    weft__ctx_switch(&from->sp, switch_prepare(k, from, next, true));
     /* Resumed, perhaps on another kernel thread: k is stale now. */
-    arrive(from);
+    arrive();
 }
 
 void weft__sched_run(struct kthread *k, struct uthread *ut)
@@ -266,7 +273,7 @@ void *weft__exit_switch(struct uthread *ut, struct uthread *next)
     weft__panic("thread %llu '%s' was resumed after it finished",
                 (unsigned long long)ut->handle, ut->name);
 #else
-    return switch_prepare(k, ut, next);
+    return switch_prepare(k, ut, next, true);
 #endif
 }
 
@@ -326,14 +333,9 @@ void weft__ready_new(struct kthread *k, struct uthread *ut)
     weft__wakep();
 }
 
-void weft_yield(void)
+/* weft_yield in full: any case the inline path below leaves alone. */
+static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthread *ut)
 {
-    struct kthread *k = weft__kthread();
-    struct uthread *ut = k ? k->cur : NULL;
-    if (!ut) {
-        sched_yield();
-        return;
-    }
     /* Published by the release in runq_put / the inbox lock. */
     store_relaxed(&ut->switching, 1);
     if (unlikely(weft__rt.debug_migrate) && weft__rt.nworkers > 1)
@@ -346,6 +348,56 @@ void weft_yield(void)
         return;
     }
     switch_away(k, ut, next);
+}
+
+/*
+ * The common yield: no periodic checks due, nothing in runnext or the
+ * spawn deque, so sched_pick would take the ring's head, and room in the
+ * ring for the caller. It does what yield_slow does in that case (take the
+ * head, queue the caller at the tail; with an empty ring the caller would
+ * take itself back, so it just returns) with no call but the switch and no
+ * value live across it, so the function saves no callee-saved registers of
+ * its own: the switch saves them once. Anything else goes to yield_slow.
+ */
+void weft_yield(void)
+{
+    struct kthread *k = weft__kthread();
+    struct uthread *ut;
+    if (unlikely(!k) || unlikely(!(ut = k->cur))) {
+        sched_yield();
+        return;
+    }
+    struct worker *w = k->w;
+    uint32_t tick = w->tick + 1;
+    if (unlikely((tick & 15) == 0) || unlikely(weft__rt.debug_migrate) ||
+        unlikely(ut->canary != NULL) || load_relaxed(&w->runnext) ||
+        w->bottom != load_relaxed(&w->top)) {
+        yield_slow(k, ut);
+        return;
+    }
+    uint32_t h = load_acquire(&w->head); /* as in runq_get */
+    uint32_t t = w->tail;
+    if (h == t) {
+        w->tick = tick;
+        return; /* nobody else to run */
+    }
+    if (unlikely(t - h >= RUNQ_SIZE)) {
+        yield_slow(k, ut);
+        return;
+    }
+    struct uthread *next = load_relaxed(&w->ring[h % RUNQ_SIZE]);
+    if (weft__rt.nworkers == 1) {
+        store_relaxed(&w->head, h + 1);
+    } else if (unlikely(!cas_acq_rel(&w->head, &h, h + 1))) {
+        yield_slow(k, ut); /* a thief took it */
+        return;
+    }
+    w->tick = tick;
+    store_relaxed(&ut->switching, 1); /* published by the release below */
+    store_relaxed(&w->ring[t % RUNQ_SIZE], ut);
+    store_release(&w->tail, t + 1); /* pairs with runq_steal's acquire */
+    weft__ctx_switch(&ut->sp, switch_prepare(k, ut, next, false));
+    arrive();
 }
 
 /* Is there work any worker could take? Inboxes do not count: only their
