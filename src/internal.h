@@ -329,20 +329,42 @@ static inline void weft__cache_put(struct worker *w, struct uthread *ut)
  * neither, and the memory clobber keeps it from moving across the call
  * that switches. Elsewhere a call that is never inlined does the same. */
 extern __thread struct kthread *weft__tls_k __attribute__((tls_model("initial-exec")));
+/* The worker (P) that kernel thread runs: k->w, kept in TLS as well so
+ * that the switch paths load it in parallel with k rather than after it
+ * (a switch's latency is its chain of dependent loads). Same rule. */
+extern __thread struct worker *weft__tls_w __attribute__((tls_model("initial-exec")));
 struct kthread *weft__kthread_call(void);
+struct worker *weft__worker_call(void);
+
+#if defined(__x86_64__)
+#define WEFT_TLS_READ(var, out)                                                                    \
+    __asm__ volatile("movq " #var "@gottpoff(%%rip), %0\n\t"                                       \
+                     "movq %%fs:(%0), %0"                                                          \
+                     : "=r"(out)                                                                   \
+                     :                                                                             \
+                     : "memory")
+#endif
 
 static inline __attribute__((always_inline)) struct kthread *weft__kthread(void)
 {
 #if defined(__x86_64__)
     struct kthread *k;
-    __asm__ volatile("movq weft__tls_k@gottpoff(%%rip), %0\n\t"
-                     "movq %%fs:(%0), %0"
-                     : "=r"(k)
-                     :
-                     : "memory");
+    WEFT_TLS_READ(weft__tls_k, k);
     return k;
 #else
     return weft__kthread_call();
+#endif
+}
+
+/* weft__kthread()->w, for callers that have checked it is a worker. */
+static inline __attribute__((always_inline)) struct worker *weft__worker(void)
+{
+#if defined(__x86_64__)
+    struct worker *w;
+    WEFT_TLS_READ(weft__tls_w, w);
+    return w;
+#else
+    return weft__worker_call();
 #endif
 }
 

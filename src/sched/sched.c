@@ -33,8 +33,10 @@
 #include <errno.h>
 #include <sched.h>
 
-/* Read through weft__kthread() (internal.h), never directly. */
+/* Read through weft__kthread() and weft__worker() (internal.h), never
+ * directly. */
 __thread struct kthread *weft__tls_k __attribute__((tls_model("initial-exec")));
+__thread struct worker *weft__tls_w __attribute__((tls_model("initial-exec")));
 
 struct runtime weft__rt;
 
@@ -47,9 +49,16 @@ __attribute__((noinline)) struct kthread *weft__kthread_call(void)
     return weft__tls_k;
 }
 
+__attribute__((noinline)) struct worker *weft__worker_call(void)
+{
+    compiler_barrier();
+    return weft__tls_w;
+}
+
 void weft__kthread_set(struct kthread *k)
 {
     weft__tls_k = k;
+    weft__tls_w = k ? k->w : NULL;
     /* errno is per kernel thread and glibc declares __errno_location
      * const, so the compiler may reuse its result across a switch; the
      * kthread, read afresh after every switch, keeps the address. */
@@ -241,7 +250,7 @@ void weft__sched_run(struct kthread *k, struct uthread *ut)
 void weft__park_current(struct uthread *ut)
 {
     struct kthread *k = weft__kthread();
-    struct uthread *next = sched_pick(k->w);
+    struct uthread *next = sched_pick(weft__worker());
     if (next == ut) {
         /* Woken before it got away: keep running. */
         store_release(&ut->switching, 0);
@@ -253,7 +262,7 @@ void weft__park_current(struct uthread *ut)
 void *weft__exit_switch(struct uthread *ut, struct uthread *next)
 {
     struct kthread *k = weft__kthread();
-    struct worker *w = k->w;
+    struct worker *w = weft__worker();
     if (!next) {
         next = sched_pick(w);
     } else if (likely(((w->tick + 1) & 15) != 0) && likely(!weft__rt.debug_migrate)) {
@@ -303,7 +312,7 @@ void weft__ready(struct uthread *ut)
     if (likely(k != NULL)) {
         /* Hand-off: ut runs next on this worker. What it displaces goes to
          * the ring, where an idle worker may steal it. */
-        struct worker *w = k->w;
+        struct worker *w = weft__worker();
         struct uthread *old = xchg_acq_rel(&w->runnext, ut);
         if (old) {
             runq_put(w, old);
@@ -325,7 +334,7 @@ void weft__ready_new(struct kthread *k, struct uthread *ut)
     if (likely(k != NULL)) {
         /* A lone child is usually joined next, which runs it here; wake a
          * helper only when there is more than one to take. */
-        if (spawnq_push(k->w, ut))
+        if (spawnq_push(weft__worker(), ut))
             weft__wakep();
         return;
     }
@@ -367,7 +376,7 @@ void weft_yield(void)
         sched_yield();
         return;
     }
-    struct worker *w = k->w;
+    struct worker *w = weft__worker();
     uint32_t tick = w->tick + 1;
     if (unlikely((tick & 15) == 0) || unlikely(weft__rt.debug_migrate) ||
         unlikely(ut->canary != NULL) || load_relaxed(&w->runnext) ||
