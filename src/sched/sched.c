@@ -360,9 +360,9 @@ static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthre
 }
 
 /*
- * The common yield: no periodic checks due, nothing in runnext or the
- * spawn deque, so sched_pick would take the ring's head, and room in the
- * ring for the caller. It does what yield_slow does in that case (take the
+ * The common yield: no periodic check with work to do, nothing in runnext
+ * or the spawn deque, so sched_pick would take the ring's head, and room in
+ * the ring for the caller. It does what yield_slow does in that case (take the
  * head, queue the caller at the tail; with an empty ring the caller would
  * take itself back, so it just returns) with no call but the switch and no
  * value live across it, so the function saves no callee-saved registers of
@@ -378,9 +378,15 @@ void weft_yield(void)
     }
     struct worker *w = weft__worker();
     uint32_t tick = w->tick + 1;
-    if (unlikely((tick & 15) == 0) || unlikely(weft__rt.debug_migrate) ||
-        unlikely(ut->canary != NULL) || load_relaxed(&w->runnext) ||
-        w->bottom != load_relaxed(&w->top)) {
+    /* A periodic pick with no timers and nothing due from the global queue
+     * takes the ring's head too (pick_periodic), so it stays here. */
+    if (unlikely((tick & 15) == 0) &&
+        (load_relaxed(&w->nheap) || ((tick & 63) == 0 && load_relaxed(&weft__rt.gcount)))) {
+        yield_slow(k, ut);
+        return;
+    }
+    if (unlikely(weft__rt.debug_migrate) || unlikely(ut->canary != NULL) ||
+        load_relaxed(&w->runnext) || w->bottom != load_relaxed(&w->top)) {
         yield_slow(k, ut);
         return;
     }
