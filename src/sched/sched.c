@@ -213,7 +213,8 @@ static inline __attribute__((always_inline)) void *switch_prepare(struct kthread
     }
     if (next) {
         k->cur = next;
-        next->last_worker = (int16_t)k->id;
+        if (unlikely(weft__rt.debug_migrate)) /* the only reader: migrate() */
+            next->last_worker = (int16_t)k->id;
         fiber_leave(fake, STACK_BOUNDS(next));
         tsan_fiber_switch(next->tsan_fiber);
         return next->sp;
