@@ -191,18 +191,20 @@ __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *
 /* Everything a switch from from to next (NULL: this kthread's g0) does
  * before the registers change hands; returns the stack pointer to load.
  * canary: from may have a canary to check (callers that checked it has
- * none pass false, and then make no call here). */
+ * none pass false, and then make no call here). lone: from is not exiting
+ * and no other kthread can pick it up (one worker), so it has no switching
+ * flag to clear after the switch. */
 static inline __attribute__((always_inline)) void *switch_prepare(struct kthread *k,
                                                                   struct uthread *from,
                                                                   struct uthread *next,
-                                                                  bool canary)
+                                                                  bool canary, bool lone)
 {
     if (canary && unlikely(from->canary != NULL))
         weft__stack_check(from);
     from->err = *k->errno_p; /* before the switch: this kernel thread's errno */
     void **fake = from->exiting ? NULL : &from->asan_fake;
     (void)fake;
-    k->prev = from;
+    k->prev = lone ? NULL : from;
     if (unlikely(next != NULL && load_acquire(&next->switching))) {
         /* next is still being saved on another kernel thread. Waiting for
          * it here, before from is saved, could close a cycle (that kernel
@@ -230,7 +232,7 @@ static inline __attribute__((always_inline)) void *switch_prepare(struct kthread
 static inline __attribute__((always_inline)) void switch_away(struct kthread *k, struct uthread *from,
                                                         struct uthread *next)
 {
-    weft__ctx_switch(&from->sp, switch_prepare(k, from, next, true));
+    weft__ctx_switch(&from->sp, switch_prepare(k, from, next, true, false));
     /* Resumed, perhaps on another kernel thread: k is stale now. */
     arrive();
 }
@@ -283,7 +285,7 @@ void *weft__exit_switch(struct uthread *ut, struct uthread *next)
     weft__panic("thread %llu '%s' was resumed after it finished",
                 (unsigned long long)ut->handle, ut->name);
 #else
-    return switch_prepare(k, ut, next, true);
+    return switch_prepare(k, ut, next, true, false);
 #endif
 }
 
@@ -409,10 +411,16 @@ void weft_yield(void)
         return;
     }
     w->tick = tick;
-    store_relaxed(&ut->switching, 1); /* published by the release below */
+    /* On a lone worker nobody else can resume ut before its registers
+     * are saved, so it needs no switching flag (switch_prepare's lone). */
+    bool lone = weft__rt.nworkers == 1;
+    if (!lone)
+        store_relaxed(&ut->switching, 1); /* published by the release below */
     store_relaxed(&w->ring[t % RUNQ_SIZE], ut);
     store_release(&w->tail, t + 1); /* pairs with runq_steal's acquire */
-    weft__ctx_switch(&ut->sp, switch_prepare(k, ut, next, false));
+    if (!next)
+        __builtin_unreachable(); /* ring entries are threads */
+    weft__ctx_switch(&ut->sp, switch_prepare(k, ut, next, false, lone));
     arrive();
 }
 
