@@ -252,14 +252,22 @@ void weft__sched_run(struct kthread *k, struct uthread *ut)
 
 void weft__park_current(struct uthread *ut)
 {
-    struct kthread *k = weft__kthread();
+    /* As in weft_yield, nothing is kept across a call: the canary is
+     * checked first, and the kthread and ut (its cur) are read after the
+     * pick, whose rare paths call out. So no callee-saved registers are
+     * saved here as well as in the switch. */
+    if (unlikely(ut->canary != NULL))
+        weft__stack_check(ut);
     struct uthread *next = sched_pick(weft__worker());
-    if (next == ut) {
+    struct kthread *k = weft__kthread();
+    struct uthread *self = k->cur; /* ut */
+    if (next == self) {
         /* Woken before it got away: keep running. */
-        store_release(&ut->switching, 0);
+        store_release(&self->switching, 0);
         return;
     }
-    switch_away(k, ut, next);
+    weft__ctx_switch(&self->sp, switch_prepare(k, self, next, false, false));
+    arrive();
 }
 
 void *weft__exit_switch(struct uthread *ut, struct uthread *next)

@@ -214,7 +214,7 @@ static void off_stack(struct uthread *ut)
 
 /* Takes the result of a finished thread whose handle we now own, and frees
  * the descriptor. */
-static void collect(struct slot *s, void **result)
+static inline __attribute__((always_inline)) void collect(struct slot *s, void **result)
 {
     struct uthread *ut = s->ut;
     off_stack(ut);
