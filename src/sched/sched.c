@@ -372,12 +372,12 @@ static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthre
 
 /*
  * The common yield: no periodic check with work to do, nothing in runnext
- * or the spawn deque, so sched_pick would take the ring's head, and room in
- * the ring for the caller. It does what yield_slow does in that case (take the
- * head, queue the caller at the tail; with an empty ring the caller would
- * take itself back, so it just returns) with no call but the switch and no
- * value live across it, so the function saves no callee-saved registers of
- * its own: the switch saves them once. Anything else goes to yield_slow.
+ * or the spawn deque, so sched_pick would take the ring's head. It does
+ * what yield_slow does in that case (take the head, queue the caller at
+ * the tail; with an empty ring the caller would take itself back, so it
+ * just returns) with no call but the switch and no value live across it,
+ * so the function saves no callee-saved registers of its own: the switch
+ * saves them once. Anything else goes to yield_slow.
  */
 void weft_yield(void)
 {
@@ -407,10 +407,8 @@ void weft_yield(void)
         w->tick = tick;
         return; /* nobody else to run */
     }
-    if (unlikely(t - h >= RUNQ_SIZE)) {
-        yield_slow(k, ut);
-        return;
-    }
+    /* The head leaves before the caller is queued, so even a full ring has
+     * room for it: its slot is at worst the one just read. */
     struct uthread *next = load_relaxed(&w->ring[h % RUNQ_SIZE]);
     if (weft__rt.nworkers == 1) {
         store_relaxed(&w->head, h + 1);
