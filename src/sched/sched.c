@@ -364,6 +364,11 @@ void weft__ready_new(struct kthread *k, struct uthread *ut)
 /* weft_yield in full: any case the inline path below leaves alone. */
 static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthread *ut)
 {
+    /* A canary is checked at every switch, but a yield with nothing else
+     * to run does not switch: check it here too, or a thread that
+     * recurses and yields alone could run far past it unseen. */
+    if (unlikely(ut->canary != NULL))
+        weft__stack_check(ut);
     /* Published by the release in runq_put / the inbox lock. */
     store_relaxed(&ut->switching, 1);
     if (unlikely(weft__rt.debug_migrate) && weft__rt.nworkers > 1)
