@@ -124,6 +124,154 @@ WEFT_API int weft_park(const uint32_t *addr, uint32_t expected, int64_t deadline
 /* Wakes up to n threads parked on addr (n < 0: all). Returns how many. */
 WEFT_API int weft_unpark(const uint32_t *addr, int n);
 
+
+/* ---- locks and other synchronization ------------------------------------
+ *
+ * Every primitive below parks a weft thread (its worker goes on running
+ * others) and blocks a plain kernel thread on a futex; both kinds may wait
+ * on the same object. A waiter is woken exactly once: by the matching
+ * release, or by its deadline. A deadline of 0 (or any time past) makes a
+ * call try once without blocking. The objects hold no resources: statically
+ * initialized ones need no init, and none needs a destroy (the destroy
+ * calls only report misuse). An object must not be moved or copied while
+ * in use.
+ */
+
+/*
+ * A mutex. The uncontended lock and unlock are one atomic each. A contended
+ * locker spins only while the owner is running on another worker, then
+ * parks; a waiter that has waited over a millisecond is handed the lock
+ * directly at the next unlock, so no waiter starves. Error-checking:
+ * relocking gives -EDEADLK, unlocking a mutex the caller does not hold (or
+ * an unlocked one) gives -EPERM. Not recursive.
+ */
+typedef struct weft_mutex {
+    uint32_t state;  /* private */
+    uint32_t spare_;
+    uintptr_t owner; /* private */
+} weft_mutex_t;
+#define WEFT_MUTEX_INIT {0, 0, 0}
+
+WEFT_API int weft_mutex_init(weft_mutex_t *m);
+/* -EBUSY if the mutex is locked. */
+WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
+/* 0, or -EDEADLK if the caller holds it, -EINVAL for NULL. May switch threads. */
+WEFT_API int weft_mutex_lock(weft_mutex_t *m);
+/* 0 or -EBUSY (also when the caller holds it). Never blocks. */
+WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
+/* As lock, or -ETIMEDOUT when the deadline passes first. */
+WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline);
+/* 0, or -EPERM if the caller does not hold m. */
+WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
+
+/*
+ * A condition variable, Mesa semantics: a woken waiter re-acquires the
+ * mutex and must re-check its condition. wait atomically releases m and
+ * parks; it returns holding m, always: 0 when signalled, -ETIMEDOUT when
+ * the deadline passed, -EPERM (without waiting) if the caller does not hold
+ * m. A signal wakes the longest waiter; signalling with no waiter is a
+ * no-op. Signal while holding m for predictable wake-ups.
+ */
+typedef struct weft_cond {
+    uint32_t waiters; /* private: nonzero while someone may wait */
+} weft_cond_t;
+#define WEFT_COND_INIT {0}
+
+WEFT_API int weft_cond_init(weft_cond_t *c);
+/* -EBUSY if threads wait on it. */
+WEFT_API int weft_cond_destroy(weft_cond_t *c);
+WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m, int64_t deadline);
+/* Wake one waiter / all waiters. Return 0. */
+WEFT_API int weft_cond_signal(weft_cond_t *c);
+WEFT_API int weft_cond_broadcast(weft_cond_t *c);
+
+/*
+ * A counting semaphore. wait takes one unit, parking while there is none:
+ * 0 or -ETIMEDOUT. post gives one back and wakes a waiter: 0, or
+ * -EOVERFLOW at WEFT_SEM_MAX.
+ */
+typedef struct weft_sem {
+    uint32_t value;   /* private */
+    uint32_t waiters; /* private */
+} weft_sem_t;
+#define WEFT_SEM_MAX 0x7fffffffu
+#define WEFT_SEM_INIT(v) {(v), 0}
+
+/* -EINVAL if value > WEFT_SEM_MAX. */
+WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
+/* -EBUSY if threads wait on it. */
+WEFT_API int weft_sem_destroy(weft_sem_t *s);
+WEFT_API int weft_sem_wait(weft_sem_t *s, int64_t deadline);
+WEFT_API int weft_sem_post(weft_sem_t *s);
+/* The units available now (a snapshot). */
+WEFT_API unsigned weft_sem_value(const weft_sem_t *s);
+
+/*
+ * A readers-writer lock that starves neither side. Once a writer waits,
+ * new readers wait behind it; when that writer unlocks, every reader that
+ * arrived during its turn gets in before the next writer. A thread that
+ * holds a read lock must not take it again while a writer may wait (that
+ * deadlocks, as in Go). unlock releases whichever the caller holds: 0, or
+ * -EPERM if it holds neither. Write-locking twice gives -EDEADLK.
+ */
+typedef struct weft_rwlock {
+    uint64_t state;      /* private */
+    uint32_t rseq, wseq; /* private */
+    weft_mutex_t wlock;  /* private: one writer at a time */
+    uintptr_t writer;    /* private */
+} weft_rwlock_t;
+#define WEFT_RWLOCK_INIT {0, 0, 0, WEFT_MUTEX_INIT, 0}
+
+WEFT_API int weft_rwlock_init(weft_rwlock_t *rw);
+/* -EBUSY if it is held. */
+WEFT_API int weft_rwlock_destroy(weft_rwlock_t *rw);
+WEFT_API int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline);
+WEFT_API int weft_rwlock_wrlock(weft_rwlock_t *rw, int64_t deadline);
+WEFT_API int weft_rwlock_unlock(weft_rwlock_t *rw);
+
+/*
+ * A cyclic barrier for count threads: wait returns once count threads have
+ * called it in this round; 1 in exactly one of them, 0 in the others. The
+ * barrier is then ready for the next round.
+ */
+typedef struct weft_barrier {
+    uint32_t count, arrived, gen; /* private */
+} weft_barrier_t;
+
+/* -EINVAL if count is 0. */
+WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
+/* -EBUSY while a round is under way. */
+WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
+WEFT_API int weft_barrier_wait(weft_barrier_t *b);
+
+/*
+ * Runs fn exactly once per weft_once_t; every caller returns after fn has
+ * returned: 0, or -EDEADLK if fn itself calls weft_once on the same object.
+ */
+typedef struct weft_once {
+    uint32_t state;   /* private */
+    uint32_t spare_;
+    uintptr_t runner; /* private */
+} weft_once_t;
+#define WEFT_ONCE_INIT {0, 0, 0}
+
+WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
+
+/*
+ * A wait group, as Go's sync.WaitGroup: add counts work, done (add -1)
+ * finishes one, wait parks until the count is zero. A count that would go
+ * negative gives -EINVAL and is not applied; past INT32_MAX, -EOVERFLOW.
+ */
+typedef struct weft_wg {
+    uint32_t count;   /* private: an int32_t */
+    uint32_t waiters; /* private */
+} weft_wg_t;
+#define WEFT_WG_INIT {0, 0}
+
+WEFT_API int weft_wg_add(weft_wg_t *wg, int n);
+WEFT_API int weft_wg_done(weft_wg_t *wg);
+WEFT_API int weft_wg_wait(weft_wg_t *wg, int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif

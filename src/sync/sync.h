@@ -91,7 +91,7 @@ int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_s
                   void *ctx, int64_t deadline, int64_t since, uintptr_t *token);
 
 /*
- * Unparks up to n waiters of addr (n < 0: all), oldest first. callback,
+ * Unparks up to n waiters of addr (n < 0: all; 0: none, just the callback), oldest first. callback,
  * if not NULL, runs under the bucket lock after the waiters are chosen,
  * even if there were none; its result is the token the woken waiters get.
  * Returns the number woken.
@@ -108,5 +108,8 @@ uintptr_t weft__self_key(void);
  * thread's key counts as running: it is not scheduled by weft.) Racy by
  * nature; good for deciding whether to spin. */
 bool weft__key_running(uintptr_t key);
+
+/* Does the caller hold m? (mutex.c) */
+bool weft__mutex_held(weft_mutex_t *m);
 
 #endif

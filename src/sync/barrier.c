@@ -1,0 +1,45 @@
+/*
+ * barrier.c - cyclic barriers on the parking lot.
+ *
+ * A round is named by gen. A thread reads gen, then counts itself in
+ * arrived. The last to arrive resets arrived, then bumps gen (release) and
+ * unparks everyone parked on &b->gen; the others park while gen is
+ * unchanged. Nobody can arrive for the next round before the bump (the
+ * round's threads are all still inside wait), and a thread that reads the
+ * bumped gen also sees arrived reset, so rounds never mix.
+ */
+#include "sync/sync.h"
+
+#include <errno.h>
+
+int weft_barrier_init(weft_barrier_t *b, unsigned count)
+{
+    if (!b || count == 0)
+        return -EINVAL;
+    *b = (weft_barrier_t){count, 0, 0};
+    return 0;
+}
+
+int weft_barrier_destroy(weft_barrier_t *b)
+{
+    if (!b)
+        return -EINVAL;
+    return load_acquire(&b->arrived) ? -EBUSY : 0;
+}
+
+int weft_barrier_wait(weft_barrier_t *b)
+{
+    if (unlikely(!b || b->count == 0))
+        return -EINVAL;
+    uint32_t gen = load_acquire(&b->gen);
+    uint32_t n = __atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL);
+    if (n == b->count) {
+        store_relaxed(&b->arrived, 0);
+        store_release(&b->gen, gen + 1); /* pairs with the loads of gen */
+        weft_unpark(&b->gen, -1);
+        return 1;
+    }
+    while (load_acquire(&b->gen) == gen)
+        weft_park(&b->gen, gen, WEFT_FOREVER);
+    return 0;
+}
