@@ -193,6 +193,36 @@ WEFT_API int weft_chan_close(weft_chan_t *ch);
  */
 WEFT_API void weft_chan_free(weft_chan_t *ch);
 
+/* The direction of one operation of weft_chan_select. 0 is never valid. */
+enum { WEFT_SEND = 1, WEFT_RECV = 2 };
+
+/* One operation of weft_chan_select. */
+typedef struct weft_chan_op {
+    weft_chan_t *ch; /* NULL: this operation is ignored (Go's nil channel) */
+    int dir;         /* WEFT_SEND or WEFT_RECV */
+    void *elem;      /* what to send, or where to receive (NULL: discard) */
+} weft_chan_op;
+
+/*
+ * Completes exactly one of the n operations in ops: one that can complete
+ * at once if any (chosen at random among those that can, so none starves),
+ * else the first that becomes possible before the deadline. Returns the
+ * index of the operation that completed; -ETIMEDOUT when none could before
+ * the deadline (deadline 0: try once); -EINVAL for n < 0, ops NULL with
+ * n > 0, a bad dir, or a send with elem NULL; -ENOMEM (only above 16
+ * operations, for bookkeeping).
+ *
+ * A closed channel makes its operation ready, as in Go: a receive from a
+ * closed, drained channel or a send to a closed channel "completes" with
+ * -EPIPE, and select then sets that operation's ch to NULL, so a loop that
+ * selects again ignores it and the caller can see which one it was (the
+ * ch that became NULL). Operations whose ch is NULL are ignored; with none
+ * left (or n == 0) select just waits for the deadline (WEFT_FOREVER: for
+ * ever). The same channel may appear in several operations. May switch
+ * threads.
+ */
+WEFT_API int weft_chan_select(weft_chan_op *ops, int n, int64_t deadline);
+
 #ifdef __cplusplus
 }
 #endif
