@@ -41,10 +41,17 @@
 
 extern char **environ;
 
-/* An impossible allocation must fail with -ENOMEM, not end an ASan run.
- * (Visible: the build hides symbols by default, and ASan looks it up.) */
-__attribute__((visibility("default"), used)) const char *__asan_default_options(void);
+/* An impossible allocation must fail with -ENOMEM, not end an ASan or
+ * TSan run. (Visible: the build hides symbols by default, and the
+ * sanitizers look these up.) */
+#define VISIBLE __attribute__((visibility("default"), used))
+VISIBLE const char *__asan_default_options(void);
+VISIBLE const char *__tsan_default_options(void);
 const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1";
+}
+const char *__tsan_default_options(void)
 {
     return "allocator_may_return_null=1";
 }

@@ -28,14 +28,17 @@
  *    operation that is never ready), each is picked in 40-60% of rounds
  *    (the standard deviation is 0.5%: this never fails by chance);
  *  - exactly once: 4 producers select-send their elements to whichever of
- *    4 channels (capacities 0, 0, 1, 4) takes them, 2 producers plain-send
- *    to one of them; 6 consumers select-receive from all 4 (each listing
- *    them in a different order, so two selects lock them in opposite
- *    orders in their arrays) with short deadlines now and then, 2
- *    plain-receive; a third of every role are pthreads. Then every channel
- *    is closed; each consumer stops once every case is disabled. Every
- *    element arrives exactly once. Run with WEFT_WORKERS=1, 2 and 8 (this
- *    program run again).
+ *    4 input channels (capacities 0, 0, 1, 4) takes them, 2 producers
+ *    plain-send to one of them; 2 relays move elements from the inputs to
+ *    2 output channels (capacities 0, 2) with one select mixing receives
+ *    (while they have room) and sends (while they hold some); 6 consumers
+ *    select-receive from all 6 channels (each listing them in a different
+ *    order, so selects lock them in opposite orders in their arrays) with
+ *    short deadlines now and then, 2 plain-receive from an input. A third
+ *    of every role are pthreads. Once the producers are done the inputs
+ *    are closed, once the relays are done the outputs; each consumer stops
+ *    once every case is disabled. Every element arrives exactly once. Run
+ *    with WEFT_WORKERS=1, 2 and 8 (this program run again).
  */
 #include "check.h"
 
@@ -333,9 +336,15 @@ static void check_fairness(void)
 #define PLAIN_CONSUMERS 2
 #define NPROD (SEL_PRODUCERS + PLAIN_PRODUCERS)
 #define NCONS (SEL_CONSUMERS + PLAIN_CONSUMERS)
+#define NOUT 2
+#define NALL (NCHAN + NOUT)
+#define NRELAY 2
+#define RELAY_HOLD 3
 
 struct stress {
-    weft_chan_t *ch[NCHAN];
+    weft_chan_t *ch[NCHAN]; /* producers send here */
+    weft_chan_t *out[NOUT]; /* relays send here */
+    long relayed;           /* atomic: elements that went through a relay */
     long n;         /* elements per producer */
     uint8_t *seen;  /* atomic counters */
     long received;  /* atomic */
@@ -390,15 +399,17 @@ static void *sel_consumer(void *arg)
     struct who *w = arg;
     struct stress *s = w->s;
     uint64_t v;
-    weft_chan_op ops[NCHAN];
-    for (int k = 0; k < NCHAN; k++) /* each its own order */
-        ops[k] = (weft_chan_op){s->ch[(w->id * 3 + k * (w->id % 2 ? 1 : 3)) % NCHAN], WEFT_RECV,
-                                &v};
-    int open = NCHAN;
+    weft_chan_t *all[NALL];
+    memcpy(all, s->ch, sizeof s->ch);
+    memcpy(all + NCHAN, s->out, sizeof s->out);
+    weft_chan_op ops[NALL];
+    for (int k = 0; k < NALL; k++) /* each its own order: rotated, odd ids reversed */
+        ops[k] = (weft_chan_op){all[(w->id + (w->id % 2 ? NALL - k : k)) % NALL], WEFT_RECV, &v};
+    int open = NALL;
     for (long i = 0; open > 0; i++) {
         v = UINT64_MAX;
         int64_t d = i % 3 == 0 ? weft_after(WEFT_US(20)) : WEFT_FOREVER;
-        int r = weft_chan_select(ops, NCHAN, d);
+        int r = weft_chan_select(ops, NALL, d);
         if (r == -ETIMEDOUT) {
             CHECK_EQ(v, UINT64_MAX);
             continue;
@@ -407,11 +418,53 @@ static void *sel_consumer(void *arg)
             open--;
             continue;
         }
-        CHECK(r >= 0 && r < NCHAN);
+        CHECK(r >= 0 && r < NALL);
         account(s, v);
     }
-    for (int k = 0; k < NCHAN; k++)
+    for (int k = 0; k < NALL; k++)
         CHECK(ops[k].ch == NULL);
+    return NULL;
+}
+
+/* Moves elements from the input channels to the output channels, holding
+ * up to RELAY_HOLD at a time, with one select that mixes receives (while
+ * it has room) and sends (while it holds something). Ends once every
+ * input channel is closed and it holds nothing. */
+static void *relay(void *arg)
+{
+    struct who *w = arg;
+    struct stress *s = w->s;
+    weft_chan_t *in[NCHAN];
+    for (int k = 0; k < NCHAN; k++)
+        in[k] = s->ch[(k + w->id) % NCHAN];
+    uint64_t held[RELAY_HOLD], v;
+    int nheld = 0, open = NCHAN;
+    while (open > 0 || nheld > 0) {
+        weft_chan_op ops[NALL];
+        for (int k = 0; k < NCHAN; k++)
+            ops[k] = (weft_chan_op){nheld < RELAY_HOLD ? in[k] : NULL, WEFT_RECV, &v};
+        for (int k = 0; k < NOUT; k++)
+            ops[NCHAN + k] = (weft_chan_op){nheld > 0 ? s->out[k] : NULL, WEFT_SEND,
+                                            &held[nheld > 0 ? nheld - 1 : 0]};
+        int r = weft_chan_select(ops, NALL, WEFT_FOREVER);
+        if (r == -EPIPE) {
+            int found = 0;
+            for (int k = 0; k < NCHAN; k++)
+                if (in[k] && !ops[k].ch && nheld < RELAY_HOLD) {
+                    in[k] = NULL; /* the closed input */
+                    found++;
+                }
+            CHECK_EQ(found, 1);
+            open--;
+            continue;
+        }
+        CHECK(r >= 0 && r < NALL);
+        if (r < NCHAN)
+            held[nheld++] = v;
+        else
+            nheld--;
+        __atomic_fetch_add(&s->relayed, r < NCHAN, __ATOMIC_RELAXED);
+    }
     return NULL;
 }
 
@@ -427,12 +480,14 @@ static void *plain_consumer(void *arg)
     return NULL;
 }
 
-static void run_stress(long n)
+static long run_stress(long n)
 {
     struct stress s = {.n = n};
     size_t caps[NCHAN] = {0, 0, 1, 4};
     for (int k = 0; k < NCHAN; k++)
         s.ch[k] = new_chan(caps[k]);
+    for (int k = 0; k < NOUT; k++)
+        s.out[k] = new_chan((size_t)k * 2);
     s.seen = calloc((size_t)(NPROD * n), 1);
     CHECK(s.seen != NULL);
 
@@ -446,6 +501,16 @@ static void run_stress(long n)
             CHECK_EQ(pthread_create(&cp[i], NULL, fn, &cw[i]), 0);
         else
             CHECK_ERR(weft_spawn(&ct[i], fn, &cw[i], NULL), 0);
+    }
+    struct who rw[NRELAY];
+    weft_t rt[NRELAY];
+    pthread_t rp;
+    for (int i = 0; i < NRELAY; i++) {
+        rw[i] = (struct who){&s, i};
+        if (i == 1)
+            CHECK_EQ(pthread_create(&rp, NULL, relay, &rw[i]), 0);
+        else
+            CHECK_ERR(weft_spawn(&rt[i], relay, &rw[i], NULL), 0);
     }
     for (int i = 0; i < NPROD; i++) {
         pw[i] = (struct who){&s, i};
@@ -463,6 +528,14 @@ static void run_stress(long n)
     }
     for (int k = 0; k < NCHAN; k++)
         CHECK_ERR(weft_chan_close(s.ch[k]), 0);
+    for (int i = 0; i < NRELAY; i++) {
+        if (i == 1)
+            CHECK_EQ(pthread_join(rp, NULL), 0);
+        else
+            CHECK_ERR(weft_join(rt[i], NULL, WEFT_FOREVER), 0);
+    }
+    for (int k = 0; k < NOUT; k++)
+        CHECK_ERR(weft_chan_close(s.out[k]), 0);
     for (int i = 0; i < NCONS; i++) {
         if (i % 3 == 2)
             CHECK_EQ(pthread_join(cp[i], NULL), 0);
@@ -475,7 +548,10 @@ static void run_stress(long n)
             check_failed("element %ld received %d times\n", i, s.seen[i]);
     for (int k = 0; k < NCHAN; k++)
         weft_chan_free(s.ch[k]);
+    for (int k = 0; k < NOUT; k++)
+        weft_chan_free(s.out[k]);
     free(s.seen);
+    return s.relayed;
 }
 
 static void run_stress_child(const char *workers)
@@ -513,9 +589,9 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "stress")) {
         long n = test_scale(10000);
         int64_t t0 = weft_now();
-        run_stress(n);
-        printf("stress, WEFT_WORKERS=%s: %d x %ld elements in %.0f ms\n", getenv("WEFT_WORKERS"),
-               NPROD, n, (double)(weft_now() - t0) / 1e6);
+        long relayed = run_stress(n);
+        printf("stress, WEFT_WORKERS=%s: %d x %ld elements (%ld through relays) in %.0f ms\n",
+               getenv("WEFT_WORKERS"), NPROD, n, relayed, (double)(weft_now() - t0) / 1e6);
         return 0;
     }
 
