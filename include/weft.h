@@ -187,9 +187,10 @@ WEFT_API int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline);
 WEFT_API int weft_chan_close(weft_chan_t *ch);
 
 /*
- * Frees the channel (NULL: nothing). No thread may be using it: freeing a
- * channel some thread still waits on aborts the process with a message
- * saying so, instead of corrupting memory. Elements left in it are dropped.
+ * Frees the channel (NULL: nothing). No thread may be using it, nor be
+ * inside a weft_chan_select that names it: freeing a channel some thread
+ * still waits on aborts the process with a message saying so, instead of
+ * corrupting memory. Elements left in it are dropped.
  */
 WEFT_API void weft_chan_free(weft_chan_t *ch);
 
