@@ -211,7 +211,10 @@ WEFT_API unsigned weft_sem_value(const weft_sem_t *s);
  * arrived during its turn gets in before the next writer. A thread that
  * holds a read lock must not take it again while a writer may wait (that
  * deadlocks, as in Go). unlock releases whichever the caller holds: 0, or
- * -EPERM if it holds neither. Write-locking twice gives -EDEADLK.
+ * -EPERM if it holds neither (a thread holding nothing while others hold
+ * read locks cannot be told from a reader, and releases one of theirs).
+ * Write-locking twice gives -EDEADLK. rdlock gives -EAGAIN past 16 million
+ * readers holding it, or waiting.
  */
 typedef struct weft_rwlock {
     uint64_t state;      /* private */
@@ -234,12 +237,15 @@ WEFT_API int weft_rwlock_unlock(weft_rwlock_t *rw);
  * barrier is then ready for the next round.
  */
 typedef struct weft_barrier {
-    uint32_t count, arrived, gen; /* private */
+    uint32_t count, arrived, gen, inside; /* private */
 } weft_barrier_t;
 
 /* -EINVAL if count is 0. */
 WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
-/* -EBUSY while a round is under way. */
+/* -EBUSY while a round is under way (threads wait in it). Once the last
+ * thread of a round has arrived, destroy waits until every thread that
+ * round released has left weft_barrier_wait, so the caller may then free
+ * or re-initialize the barrier. */
 WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
 WEFT_API int weft_barrier_wait(weft_barrier_t *b);
 

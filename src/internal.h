@@ -264,6 +264,11 @@ struct kthread *weft__kthread(void);
 /* The running user thread, or NULL. Same rule. */
 struct uthread *weft__current(void);
 
+/* An identity for the calling thread that no other live thread shares:
+ * the descriptor of a user thread, or a tagged per-kernel-thread address.
+ * Never 0. Same rule as weft__kthread. */
+uintptr_t weft__self_key(void);
+
 /* Makes ut runnable (from any thread). */
 void weft__ready(struct uthread *ut);
 /* Queues a newly spawned thread. */

@@ -51,6 +51,21 @@ __attribute__((noinline)) struct uthread *weft__current(void)
     return k ? k->cur : NULL;
 }
 
+/* A kernel thread's key (sync.h) is the address of its own byte here,
+ * tagged with the low bit (descriptors are aligned, so no user key has
+ * it). Reads tls_k itself, not through weft__current: it is on the
+ * uncontended path of every lock and unlock. */
+static __thread char key_anchor;
+
+__attribute__((noinline)) uintptr_t weft__self_key(void)
+{
+    compiler_barrier();
+    struct kthread *k = tls_k;
+    if (likely(k != NULL && k->cur != NULL))
+        return (uintptr_t)k->cur;
+    return (uintptr_t)&key_anchor | 1;
+}
+
 void weft__kthread_set(struct kthread *k)
 {
     tls_k = k;

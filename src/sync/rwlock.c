@@ -5,17 +5,17 @@
  * Writers queue on an internal mutex (wlock), so at most one writer at a
  * time deals with the readers. The state word holds:
  *
- *   R       bits  0-30  readers holding the lock
- *   RW      bits 31-61  readers waiting for the current writer to finish
- *   PHASE   bit  62     flipped each time a writer releases
+ *   R       bits  0-23  readers holding the lock
+ *   RW      bits 24-47  readers waiting for the current writer to finish
+ *   PHASE   bits 48-62  a counter, advanced each time a writer releases
  *   WRITER  bit  63     a writer has announced itself (it holds wlock)
  *
  * A reader takes the lock with one CAS (R + 1) when WRITER is clear. When
  * it is set the reader adds itself to RW instead, remembers PHASE, and
- * waits for PHASE to flip. A writer, holding wlock, sets WRITER (from then
+ * waits for PHASE to change. A writer, holding wlock, sets WRITER (from then
  * on no reader gets in) and waits for R to drain to zero. When it releases,
  * one CAS clears WRITER, moves every waiting reader into R (they hold the
- * lock from that instant, before any other writer can announce) and flips
+ * lock from that instant, before any other writer can announce) and advances
  * PHASE; then it unlocks wlock. So once a writer waits, it gets in after
  * the readers of the moment, and the readers that queued behind a writer
  * get in right after it: neither side waits for more than one turn of the
@@ -32,11 +32,20 @@
 #include <errno.h>
 
 #define R_ONE 1ull
-#define R_MASK ((1ull << 31) - 1)
-#define RW_SHIFT 31
+/*
+ * PHASE is a counter, not a bit: a reader admitted by one release may not
+ * run before the next writer announces itself and gives up on a deadline,
+ * which is a second release. With one bit the reader would see its old
+ * phase again and wait for ever; with 15 bits it would take 32,768 such
+ * releases before it runs.
+ */
+#define R_MASK ((1ull << 24) - 1)
+#define RW_SHIFT 24
 #define RW_ONE (1ull << RW_SHIFT)
 #define RW_MASK (R_MASK << RW_SHIFT)
-#define PHASE (1ull << 62)
+#define PHASE_SHIFT 48
+#define PHASE_ONE (1ull << PHASE_SHIFT)
+#define PHASE (((1ull << 15) - 1) << PHASE_SHIFT)
 #define WRITER (1ull << 63)
 
 static inline uint64_t readers(uint64_t s) { return s & R_MASK; }
@@ -65,7 +74,8 @@ int weft_rwlock_destroy(weft_rwlock_t *rw)
 {
     if (!rw)
         return -EINVAL;
-    if (load_acquire(&rw->state) || weft_mutex_destroy(&rw->wlock))
+    /* PHASE is history, not a holder. */
+    if ((load_acquire(&rw->state) & ~PHASE) || weft_mutex_destroy(&rw->wlock))
         return -EBUSY;
     return 0;
 }
@@ -108,12 +118,13 @@ int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline)
     }
 }
 
-/* Clears WRITER, admits the waiting readers, flips PHASE. */
+/* Clears WRITER, admits the waiting readers, advances PHASE. */
 static void writer_release(weft_rwlock_t *rw)
 {
     uint64_t s = load_relaxed(&rw->state), next;
     do {
-        next = ((s & ~(WRITER | RW_MASK)) + waiting_readers(s)) ^ PHASE;
+        next = (s & ~(WRITER | RW_MASK | PHASE)) + waiting_readers(s);
+        next |= (s + PHASE_ONE) & PHASE;
     } while (!cas64(&rw->state, &s, next));
     if (waiting_readers(s)) {
         fetch_add_seq(&rw->rseq, 1);

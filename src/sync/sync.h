@@ -99,11 +99,6 @@ int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_s
 int weft__unpark_ex(const void *addr, int n, uintptr_t (*callback)(void *ctx, struct unpark_info info),
                     void *ctx);
 
-/* An identity for the calling thread that no other live thread shares:
- * the descriptor of a user thread, or a tagged per-kernel-thread address.
- * Never 0. */
-uintptr_t weft__self_key(void);
-
 /* Is the thread with this key running on a worker right now? (A kernel
  * thread's key counts as running: it is not scheduled by weft.) Racy by
  * nature; good for deciding whether to spin. */

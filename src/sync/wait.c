@@ -94,16 +94,6 @@ void weft__wait_release(struct wait *w)
     weft__futex_wake(&w->kword, 1);
 }
 
-/* A kernel thread's key is the address of its own byte here, tagged with
- * the low bit (descriptors are aligned, so no user key has it). */
-static __thread char key_anchor;
-
-uintptr_t weft__self_key(void)
-{
-    struct uthread *ut = weft__current();
-    return ut ? (uintptr_t)ut : ((uintptr_t)&key_anchor | 1);
-}
-
 bool weft__key_running(uintptr_t key)
 {
     if (key & 1)
