@@ -231,7 +231,8 @@ struct kthread {
 } __attribute__((aligned(64)));
 
 struct runtime {
-    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running */
+    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running;
+                                  a futex word new workers wait on */
     int nworkers;
     size_t stack_size;         /* default stack */
     bool debug_migrate;        /* WEFT_DEBUG=migrate */
