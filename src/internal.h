@@ -123,7 +123,8 @@ struct uthread {
 
     /* Sanitizer bookkeeping. */
     void *asan_fake;          /* ASan fake stack across switches */
-    void *tsan_fiber;         /* TSan fiber */
+    void *tsan_fiber;         /* TSan fiber: made at spawn, destroyed
+                                 when the thread is freed (thread.c) */
 
     char name[WEFT_NAME_MAX];
 };
@@ -225,13 +226,14 @@ struct kthread {
     void *g0_stack_lo;         /* the kernel thread's own stack, for ASan */
     size_t g0_stack_size;
     void *asan_fake;
-    void *tsan_fiber;
+    void *tsan_fiber;          /* TSan: the kernel thread's own fiber (g0) */
     void *altstack;            /* for the overflow report */
     int id;
 } __attribute__((aligned(64)));
 
 struct runtime {
-    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running */
+    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running;
+                                  a futex word new workers wait on */
     int nworkers;
     size_t stack_size;         /* default stack */
     bool debug_migrate;        /* WEFT_DEBUG=migrate */
