@@ -52,6 +52,14 @@ WEFT_API int64_t weft_now(void);
 /* weft_now() + ns: the deadline ns from now. */
 WEFT_API int64_t weft_after(int64_t ns);
 
+/*
+ * Sleeps until the deadline: a weft thread parks (its worker runs others)
+ * and is woken by its worker's timer; a kernel thread sleeps in the kernel.
+ * Returns 0, never before the deadline; at once for a deadline already
+ * past. WEFT_FOREVER sleeps for ever. May switch threads.
+ */
+WEFT_API int weft_sleep(int64_t deadline);
+
 /* ---- runtime ----------------------------------------------------------- */
 
 typedef struct weft_config {
@@ -211,8 +219,9 @@ WEFT_API unsigned weft_sem_value(const weft_sem_t *s);
  * arrived during its turn gets in before the next writer. A thread that
  * holds a read lock must not take it again while a writer may wait (that
  * deadlocks, as in Go). unlock releases whichever the caller holds: 0, or
- * -EPERM if it holds neither (a thread holding nothing while others hold
- * read locks cannot be told from a reader, and releases one of theirs).
+ * -EPERM when nobody holds it or another thread holds it for writing (a
+ * thread holding nothing while others hold read locks cannot be told from
+ * a reader, and releases one of theirs: do not).
  * Write-locking twice gives -EDEADLK. rdlock gives -EAGAIN past 16 million
  * readers holding it, or waiting.
  */
@@ -237,15 +246,15 @@ WEFT_API int weft_rwlock_unlock(weft_rwlock_t *rw);
  * barrier is then ready for the next round.
  */
 typedef struct weft_barrier {
-    uint32_t count, arrived, gen, inside; /* private */
+    uint32_t count, arrived, gen, leaving; /* private */
 } weft_barrier_t;
 
 /* -EINVAL if count is 0. */
 WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
-/* -EBUSY while a round is under way (threads wait in it). Once the last
- * thread of a round has arrived, destroy waits until every thread that
- * round released has left weft_barrier_wait, so the caller may then free
- * or re-initialize the barrier. */
+/* -EBUSY while a round is under way, and also while threads released by
+ * the last round are still on their way out of weft_barrier_wait (the
+ * serial thread may get -EBUSY for a moment: retry). Once it returns 0
+ * the barrier may be freed or initialized again. Never blocks. */
 WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
 WEFT_API int weft_barrier_wait(weft_barrier_t *b);
 
@@ -266,6 +275,9 @@ WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
  * A wait group, as Go's sync.WaitGroup: add counts work, done (add -1)
  * finishes one, wait parks until the count is zero. A count that would go
  * negative gives -EINVAL and is not applied; past INT32_MAX, -EOVERFLOW.
+ * Every waiter parked when the count reaches zero returns 0, even if add
+ * makes it nonzero again before the waiter runs, so a group may be reused
+ * at once.
  */
 typedef struct weft_wg {
     uint32_t count;   /* private: an int32_t */

@@ -202,13 +202,13 @@ static inline __attribute__((always_inline)) void switch_away(struct kthread *k,
         next = NULL;
     }
     if (next) {
-        k->cur = next;
+        store_relaxed(&k->cur, next);
         next->last_worker = (int16_t)k->w->id;
         fiber_leave(fake, STACK_BOUNDS(next));
         tsan_fiber_switch(next->tsan_fiber);
         weft__ctx_switch(&from->sp, next->sp);
     } else {
-        k->cur = NULL;
+        store_relaxed(&k->cur, (struct uthread *)NULL);
         fiber_leave(fake, k->g0_stack_lo, k->g0_stack_size);
         tsan_fiber_switch(k->tsan_fiber);
         weft__ctx_switch(&from->sp, k->g0_sp);
@@ -220,7 +220,7 @@ static inline __attribute__((always_inline)) void switch_away(struct kthread *k,
 void weft__sched_run(struct kthread *k, struct uthread *ut)
 {
     resume_wait(ut);
-    k->cur = ut;
+    store_relaxed(&k->cur, ut);
     ut->last_worker = (int16_t)k->w->id;
     fiber_leave(&k->asan_fake, STACK_BOUNDS(ut));
     tsan_fiber_switch(ut->tsan_fiber);

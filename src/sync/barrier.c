@@ -8,11 +8,13 @@
  * round's threads are all still inside wait), and a thread that reads the
  * bumped gen also sees arrived reset, so rounds never mix.
  *
- * inside counts the threads between entering and leaving wait. A
- * released thread may still be on its way out when the serial thread
- * returns; if the barrier were then re-initialized (gen back to 0) it could
- * read the old gen again and park for ever. destroy therefore waits on
- * &b->inside until it is 0, and the thread that takes it to 0 unparks.
+ * A released thread may still be on its way out (reading gen) when the
+ * serial thread returns, and could read a re-initialized gen and park for
+ * ever, or read freed memory. So the last arriver adds the count of
+ * threads it releases to leaving, each of them takes itself off as its
+ * last touch of the barrier, and destroy says -EBUSY until leaving is 0.
+ * Round n+1 cannot complete before every thread of round n has left
+ * (each must arrive again), so the counts of two rounds never mix.
  */
 #include "sync/sync.h"
 
@@ -30,35 +32,27 @@ int weft_barrier_destroy(weft_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    if (load_acquire(&b->arrived))
+    /* Pairs with the release of the leavers' decrement. */
+    if (load_acquire(&b->arrived) || load_acquire(&b->leaving))
         return -EBUSY;
-    uint32_t n;
-    while ((n = load_acquire(&b->inside)) != 0) /* pairs with leave() */
-        weft_park(&b->inside, n, WEFT_FOREVER);
     return 0;
-}
-
-static int leave(weft_barrier_t *b, int r)
-{
-    if (__atomic_sub_fetch(&b->inside, 1, __ATOMIC_ACQ_REL) == 0)
-        weft_unpark(&b->inside, -1);
-    return r;
 }
 
 int weft_barrier_wait(weft_barrier_t *b)
 {
     if (unlikely(!b || b->count == 0))
         return -EINVAL;
-    fetch_add_seq(&b->inside, 1);
     uint32_t gen = load_acquire(&b->gen);
     uint32_t n = __atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL);
     if (n == b->count) {
-        store_relaxed(&b->arrived, 0);
+        __atomic_fetch_add(&b->leaving, n - 1, __ATOMIC_RELAXED);
+        store_release(&b->arrived, 0); /* after leaving: pairs with destroy */
         store_release(&b->gen, gen + 1); /* pairs with the loads of gen */
         weft_unpark(&b->gen, -1);
-        return leave(b, 1);
+        return 1;
     }
     while (load_acquire(&b->gen) == gen)
         weft_park(&b->gen, gen, WEFT_FOREVER);
-    return leave(b, 0);
+    __atomic_fetch_sub(&b->leaving, 1, __ATOMIC_RELEASE); /* last touch */
+    return 0;
 }
