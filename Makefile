@@ -1,7 +1,8 @@
 # weft - GNU Makefile, no configure step.
 #
 #   make            build/opt: libweft.a, libweft.so, tests, benchmarks, examples
-#   make check      every test, optimized, under ASan+UBSan, and with WEFT_DEBUG=migrate
+#   make check      every test, optimized, under ASan+UBSan, with WEFT_DEBUG=migrate,
+#                   and under TSan (scaled down, with and without migrate)
 #   make check-tsan every test under ThreadSanitizer, scaled down
 #   make bench      optimized benchmarks, each beside its baseline
 #   make run        the demo
@@ -98,11 +99,6 @@ build/runner: tests/runner.c
 # with a timeout; the runner prints one line per run and "N passed, N failed".
 RUN_TESTS = build/runner -j $(TEST_JOBS) -t $(TEST_TIMEOUT)
 
-check: build/runner $(OPT_TESTS) $(ASAN_TESTS)
-	$(RUN_TESTS) \
-	    --label opt $(OPT_TESTS) \
-	    --label asan $(ASAN_TESTS) \
-	    --label migrate --env WEFT_DEBUG=migrate $(OPT_TESTS)
 
 check-opt: build/runner $(OPT_TESTS)
 	$(RUN_TESTS) --label opt $(OPT_TESTS)
@@ -122,11 +118,20 @@ check-asan: build/runner $(ASAN_TESTS)
 TSAN_TEST_SCALE ?= 0.01
 TSAN_NO_ASLR = $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
 
-check-tsan: build/runner $(TSAN_TESTS)
-	$(TSAN_NO_ASLR) $(RUN_TESTS) \
-	    --label tsan --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) $(TSAN_TESTS) \
+TSAN_RUNS = --label tsan --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) $(TSAN_TESTS) \
 	    --label tsan-migrate --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) --env WEFT_DEBUG=migrate \
 	    $(TSAN_TESTS)
+
+# One runner for everything, so the run ends with one "N passed, N failed".
+check: build/runner $(OPT_TESTS) $(ASAN_TESTS) $(TSAN_TESTS)
+	$(TSAN_NO_ASLR) $(RUN_TESTS) \
+	    --label opt $(OPT_TESTS) \
+	    --label asan $(ASAN_TESTS) \
+	    --label migrate --env WEFT_DEBUG=migrate $(OPT_TESTS) \
+	    $(TSAN_RUNS)
+
+check-tsan: build/runner $(TSAN_TESTS)
+	$(TSAN_NO_ASLR) $(RUN_TESTS) $(TSAN_RUNS)
 
 bench: $(BENCHES)
 	@bench/run.sh build/opt/bench
