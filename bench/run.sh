@@ -7,6 +7,8 @@
 #             <boost/context/detail/fcontext.hpp> is found (libboost-context-dev)
 #   skynet  + Go (bench/go/skynet.go), when `go` is on PATH
 #   memory  + Go (bench/go/memory.go), when `go` is on PATH
+#   chan    + Go (bench/go/chanpingpong.go, bench/go/chanfanout.go), when
+#             `go` is on PATH
 #
 # Optional baselines are built into DIR. A missing or broken optional
 # baseline prints one line and is skipped; only a failing weft benchmark makes
@@ -123,11 +125,20 @@ if have_go && build_go memory; then
     done
 fi
 
+run_weft chan
+if have_go && build_go chanpingpong && build_go chanfanout; then
+    run_optional "$dir/chanpingpong_go"
+    ratio chan_pingpong.ratio_go chan_pingpong.weft chan_pingpong.go "go/weft; above 1: weft faster"
+    run_optional "$dir/chanfanout_go"
+    # Throughput: bigger is better, so the figures go in swapped (weft/go).
+    ratio chan_1p4c.ratio_go chan_1p4c.go chan_1p4c.weft "weft/go throughput; above 1: weft faster"
+fi
+
 # Any other benchmark program, added later, runs after these.
 for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     case $name in
-    create_join | switch | skynet | memory) ;;
+    create_join | switch | skynet | memory | chan) ;;
     *) run_weft "$name" ;;
     esac
 done

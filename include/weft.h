@@ -52,6 +52,14 @@ WEFT_API int64_t weft_now(void);
 /* weft_now() + ns: the deadline ns from now. */
 WEFT_API int64_t weft_after(int64_t ns);
 
+/*
+ * Sleeps until the deadline: a weft thread parks (its worker runs others)
+ * and is woken by its worker's timer; a kernel thread sleeps in the kernel.
+ * Returns 0, never before the deadline; at once for a deadline already
+ * past. WEFT_FOREVER sleeps for ever. May switch threads.
+ */
+WEFT_API int weft_sleep(int64_t deadline);
+
 /* ---- runtime ----------------------------------------------------------- */
 
 typedef struct weft_config {
@@ -123,6 +131,262 @@ WEFT_API int weft_park(const uint32_t *addr, uint32_t expected, int64_t deadline
 
 /* Wakes up to n threads parked on addr (n < 0: all). Returns how many. */
 WEFT_API int weft_unpark(const uint32_t *addr, int n);
+
+/* ---- locks and other synchronization ------------------------------------
+ *
+ * Every primitive below parks a weft thread (its worker goes on running
+ * others) and blocks a plain kernel thread on a futex; both kinds may wait
+ * on the same object. A waiter is woken exactly once: by the matching
+ * release, or by its deadline. A deadline of 0 (or any time past) makes a
+ * call try once without blocking. The objects hold no resources: statically
+ * initialized ones need no init, and none needs a destroy (the destroy
+ * calls only report misuse). An object must not be moved or copied while
+ * in use.
+ */
+
+/*
+ * A mutex. The uncontended lock and unlock are one atomic each. A contended
+ * locker spins only while the owner is running on another worker, then
+ * parks; a waiter that has waited over a millisecond is handed the lock
+ * directly at the next unlock, so no waiter starves. Error-checking:
+ * relocking gives -EDEADLK, unlocking a mutex the caller does not hold (or
+ * an unlocked one) gives -EPERM. Not recursive.
+ */
+typedef struct weft_mutex {
+    uint32_t state;  /* private */
+    uint32_t spare_;
+    uintptr_t owner; /* private */
+} weft_mutex_t;
+#define WEFT_MUTEX_INIT {0, 0, 0}
+
+WEFT_API int weft_mutex_init(weft_mutex_t *m);
+/* -EBUSY if the mutex is locked. */
+WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
+/* 0, or -EDEADLK if the caller holds it, -EINVAL for NULL. May switch threads. */
+WEFT_API int weft_mutex_lock(weft_mutex_t *m);
+/* 0 or -EBUSY (also when the caller holds it). Never blocks. */
+WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
+/* As lock, or -ETIMEDOUT when the deadline passes first. */
+WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline);
+/* 0, or -EPERM if the caller does not hold m. */
+WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
+
+/*
+ * A condition variable, Mesa semantics: a woken waiter re-acquires the
+ * mutex and must re-check its condition. wait atomically releases m and
+ * parks; it returns holding m, always: 0 when signalled, -ETIMEDOUT when
+ * the deadline passed, -EPERM (without waiting) if the caller does not hold
+ * m. A signal wakes the longest waiter; signalling with no waiter is a
+ * no-op. Signal while holding m for predictable wake-ups.
+ */
+typedef struct weft_cond {
+    uint32_t waiters; /* private: nonzero while someone may wait */
+} weft_cond_t;
+#define WEFT_COND_INIT {0}
+
+WEFT_API int weft_cond_init(weft_cond_t *c);
+/* -EBUSY if threads wait on it. */
+WEFT_API int weft_cond_destroy(weft_cond_t *c);
+WEFT_API int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m, int64_t deadline);
+/* Wake one waiter / all waiters. Return 0. */
+WEFT_API int weft_cond_signal(weft_cond_t *c);
+WEFT_API int weft_cond_broadcast(weft_cond_t *c);
+
+/*
+ * A counting semaphore. wait takes one unit, parking while there is none:
+ * 0 or -ETIMEDOUT. post gives one back and wakes a waiter: 0, or
+ * -EOVERFLOW at WEFT_SEM_MAX.
+ */
+typedef struct weft_sem {
+    uint32_t value;   /* private */
+    uint32_t waiters; /* private */
+} weft_sem_t;
+#define WEFT_SEM_MAX 0x7fffffffu
+#define WEFT_SEM_INIT(v) {(v), 0}
+
+/* -EINVAL if value > WEFT_SEM_MAX. */
+WEFT_API int weft_sem_init(weft_sem_t *s, unsigned value);
+/* -EBUSY if threads wait on it. */
+WEFT_API int weft_sem_destroy(weft_sem_t *s);
+WEFT_API int weft_sem_wait(weft_sem_t *s, int64_t deadline);
+WEFT_API int weft_sem_post(weft_sem_t *s);
+/* The units available now (a snapshot). */
+WEFT_API unsigned weft_sem_value(const weft_sem_t *s);
+
+/*
+ * A readers-writer lock that starves neither side. Once a writer waits,
+ * new readers wait behind it; when that writer unlocks, every reader that
+ * arrived during its turn gets in before the next writer. A thread that
+ * holds a read lock must not take it again while a writer may wait (that
+ * deadlocks, as in Go). unlock releases whichever the caller holds: 0, or
+ * -EPERM when nobody holds it or another thread holds it for writing (a
+ * thread holding nothing while others hold read locks cannot be told from
+ * a reader, and releases one of theirs: do not).
+ * Write-locking twice gives -EDEADLK. rdlock gives -EAGAIN past 16 million
+ * readers holding it, or waiting.
+ */
+typedef struct weft_rwlock {
+    uint64_t state;      /* private */
+    uint32_t rseq, wseq; /* private */
+    weft_mutex_t wlock;  /* private: one writer at a time */
+    uintptr_t writer;    /* private */
+} weft_rwlock_t;
+#define WEFT_RWLOCK_INIT {0, 0, 0, WEFT_MUTEX_INIT, 0}
+
+WEFT_API int weft_rwlock_init(weft_rwlock_t *rw);
+/* -EBUSY if it is held. */
+WEFT_API int weft_rwlock_destroy(weft_rwlock_t *rw);
+WEFT_API int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline);
+WEFT_API int weft_rwlock_wrlock(weft_rwlock_t *rw, int64_t deadline);
+WEFT_API int weft_rwlock_unlock(weft_rwlock_t *rw);
+
+/*
+ * A cyclic barrier for count threads: wait returns once count threads have
+ * called it in this round; 1 in exactly one of them, 0 in the others. The
+ * barrier is then ready for the next round.
+ */
+typedef struct weft_barrier {
+    uint32_t count, arrived, gen, leaving; /* private */
+} weft_barrier_t;
+
+/* -EINVAL if count is 0. */
+WEFT_API int weft_barrier_init(weft_barrier_t *b, unsigned count);
+/* -EBUSY while a round is under way, and also while threads released by
+ * the last round are still on their way out of weft_barrier_wait (the
+ * serial thread may get -EBUSY for a moment: retry). Once it returns 0
+ * the barrier may be freed or initialized again. Never blocks. */
+WEFT_API int weft_barrier_destroy(weft_barrier_t *b);
+WEFT_API int weft_barrier_wait(weft_barrier_t *b);
+
+/*
+ * Runs fn exactly once per weft_once_t; every caller returns after fn has
+ * returned: 0, or -EDEADLK if fn itself calls weft_once on the same object.
+ */
+typedef struct weft_once {
+    uint32_t state;   /* private */
+    uint32_t spare_;
+    uintptr_t runner; /* private */
+} weft_once_t;
+#define WEFT_ONCE_INIT {0, 0, 0}
+
+WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
+
+/*
+ * A wait group, as Go's sync.WaitGroup: add counts work, done (add -1)
+ * finishes one, wait parks until the count is zero. A count that would go
+ * negative gives -EINVAL and is not applied; past INT32_MAX, -EOVERFLOW.
+ * Every waiter parked when the count reaches zero returns 0, even if add
+ * makes it nonzero again before the waiter runs, so a group may be reused
+ * at once.
+ */
+typedef struct weft_wg {
+    uint32_t count;   /* private: an int32_t */
+    uint32_t waiters; /* private */
+} weft_wg_t;
+#define WEFT_WG_INIT {0, 0}
+
+WEFT_API int weft_wg_add(weft_wg_t *wg, int n);
+WEFT_API int weft_wg_done(weft_wg_t *wg);
+WEFT_API int weft_wg_wait(weft_wg_t *wg, int64_t deadline);
+
+/* ---- channels ---------------------------------------------------------- */
+
+/*
+ * A channel carries fixed-size elements between threads, as Go's channels
+ * do. With capacity 0 it is a rendezvous: a send waits for a receiver and
+ * the element goes straight from the sender's buffer to the receiver's.
+ * With capacity c it is a ring of c elements: a send waits only while the
+ * ring is full, a receive only while it is empty. Elements are copied
+ * (elem_size bytes) in and out; send a pointer to share something bigger.
+ *
+ * Blocked senders and receivers are served first come, first served. Any
+ * thread may call: weft threads park, kernel threads (main, a foreign
+ * pthread) block on a futex, and both may wait on the same channel.
+ *
+ * Deadlines as everywhere: WEFT_FOREVER waits without limit; 0, or any time
+ * already past (weft_after(0)), never blocks: the call completes at once or
+ * gives -ETIMEDOUT (a try-send / try-receive). An operation ended by its
+ * deadline did nothing; one that returns 0 did all of it.
+ *
+ * Closing is the sender's way to say "no more": receivers get what is still
+ * buffered, then -EPIPE; senders get -EPIPE at once; every thread waiting
+ * on the channel when it closes wakes with -EPIPE.
+ */
+typedef struct weft_chan weft_chan_t;
+
+/* Largest element a channel carries, in bytes. */
+#define WEFT_CHAN_ELEM_MAX 65536
+
+/*
+ * Makes a channel of elements of elem_size bytes with room for capacity of
+ * them (0: rendezvous) and stores it in *ch. Returns 0; -EINVAL when ch is
+ * NULL, elem_size is 0 or above WEFT_CHAN_ELEM_MAX, or the ring's size
+ * overflows; -ENOMEM.
+ */
+WEFT_API int weft_chan_new(weft_chan_t **ch, size_t elem_size, size_t capacity);
+
+/*
+ * Sends the element at elem (elem_size bytes, copied): hands it to a waiting
+ * receiver, else puts it in the ring, else waits for room or a receiver
+ * until the deadline. Returns 0; -EPIPE when the channel is closed (before
+ * or while waiting: the element was not sent); -ETIMEDOUT; -EINVAL when ch
+ * or elem is NULL. May switch threads.
+ */
+WEFT_API int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline);
+
+/*
+ * Receives an element into elem (elem_size bytes; elem NULL: discard it):
+ * the oldest in the ring, else one from a waiting sender, else waits until
+ * the deadline. Returns 0; -EPIPE when the channel is closed and nothing is
+ * left in it (a closed channel is drained first); -ETIMEDOUT; -EINVAL when
+ * ch is NULL. May switch threads.
+ */
+WEFT_API int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline);
+
+/*
+ * Closes the channel: wakes every waiting sender and receiver with -EPIPE;
+ * later sends give -EPIPE, later receives drain the ring, then give -EPIPE.
+ * Returns 0; -EPIPE when it was already closed; -EINVAL when ch is NULL.
+ */
+WEFT_API int weft_chan_close(weft_chan_t *ch);
+
+/*
+ * Frees the channel (NULL: nothing). No thread may be using it, nor be
+ * inside a weft_chan_select that names it: freeing a channel some thread
+ * still waits on aborts the process with a message saying so, instead of
+ * corrupting memory. Elements left in it are dropped.
+ */
+WEFT_API void weft_chan_free(weft_chan_t *ch);
+
+/* The direction of one operation of weft_chan_select. 0 is never valid. */
+enum { WEFT_SEND = 1, WEFT_RECV = 2 };
+
+/* One operation of weft_chan_select. */
+typedef struct weft_chan_op {
+    weft_chan_t *ch; /* NULL: this operation is ignored (Go's nil channel) */
+    int dir;         /* WEFT_SEND or WEFT_RECV */
+    void *elem;      /* what to send, or where to receive (NULL: discard) */
+} weft_chan_op;
+
+/*
+ * Completes exactly one of the n operations in ops: one that can complete
+ * at once if any (chosen at random among those that can, so none starves),
+ * else the first that becomes possible before the deadline. Returns the
+ * index of the operation that completed; -ETIMEDOUT when none could before
+ * the deadline (deadline 0: try once); -EINVAL for n < 0, ops NULL with
+ * n > 0, a bad dir, or a send with elem NULL; -ENOMEM (only above 16
+ * operations, for bookkeeping).
+ *
+ * A closed channel makes its operation ready, as in Go: a receive from a
+ * closed, drained channel or a send to a closed channel "completes" with
+ * -EPIPE, and select then sets that operation's ch to NULL, so a loop that
+ * selects again ignores it and the caller can see which one it was (the
+ * ch that became NULL). Operations whose ch is NULL are ignored; with none
+ * left (or n == 0) select just waits for the deadline (WEFT_FOREVER: for
+ * ever). The same channel may appear in several operations. May switch
+ * threads.
+ */
+WEFT_API int weft_chan_select(weft_chan_op *ops, int n, int64_t deadline);
 
 #ifdef __cplusplus
 }

@@ -124,7 +124,8 @@ struct uthread {
 
     /* Sanitizer bookkeeping. */
     void *asan_fake;          /* ASan fake stack across switches */
-    void *tsan_fiber;         /* TSan fiber */
+    void *tsan_fiber;         /* TSan fiber: made at spawn, destroyed
+                                 when the thread is freed (thread.c) */
 
     char name[WEFT_NAME_MAX];
 };
@@ -261,7 +262,7 @@ struct kthread {
     void *g0_stack_lo;         /* the kernel thread's own stack, for ASan */
     size_t g0_stack_size;
     void *asan_fake;
-    void *tsan_fiber;
+    void *tsan_fiber;          /* TSan: the kernel thread's own fiber (g0) */
     void *altstack;            /* for the overflow report */
     int *errno_p;              /* this kernel thread's errno; saved in and
                                   restored from uthread.err at switches */
@@ -269,7 +270,8 @@ struct kthread {
 } __attribute__((aligned(64)));
 
 struct runtime {
-    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running */
+    uint32_t state;            /* atomic: 0 not started, 1 starting, 2 running;
+                                  a futex word new workers wait on */
     int nworkers;
     size_t stack_size;         /* default stack */
     bool debug_migrate;        /* WEFT_DEBUG=migrate */
@@ -374,6 +376,11 @@ static inline __attribute__((always_inline)) struct uthread *weft__current(void)
     struct kthread *k = weft__kthread();
     return k ? k->cur : NULL;
 }
+
+/* An identity for the calling thread that no other live thread shares:
+ * the descriptor of a user thread, or a tagged per-kernel-thread address.
+ * Never 0. Same rule as weft__kthread. */
+uintptr_t weft__self_key(void);
 
 /* Makes ut runnable (from any thread). */
 void weft__ready(struct uthread *ut);

@@ -6,6 +6,9 @@
  *   CHECK_ERR(expr, err)   expr must return err (0 or a negative errno)
  *   CHECK_ERR2(expr, e1, e2)  expr must return e1 or e2
  *   test_scale(n)          n times WEFT_TEST_SCALE (default 1.0), at least 1
+ *   check_with_workers(n, fn, arg)
+ *                          runs fn(arg) in a forked child whose runtime has n
+ *                          workers; the child's failure fails the caller
  *
  * A failed check flushes stdout, prints file:line, the expression and the
  * values, then calls abort(), so the runner reports "signal 6" with the
@@ -20,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <weft.h>
 
 /* "ETIMEDOUT" for -ETIMEDOUT, "0" for 0, "?" for what has no name. */
 static inline const char *check_errname(long long v)
@@ -86,6 +92,37 @@ static inline long test_scale(long default_n)
     }
     double n = (double)default_n * f;
     return n < 1 ? 1 : (long)n;
+}
+
+/* Forks; the child starts the runtime with n workers (WEFT_WORKERS, which
+ * would win, is dropped), runs fn(arg) and exits 0. Call it only while this
+ * process has not started the runtime (a fork of a running runtime keeps
+ * just the forking kernel thread). */
+static inline void check_with_workers(int n, void (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        check_failed("fork: %s\n", strerror(errno));
+    if (pid == 0) {
+        unsetenv("WEFT_WORKERS");
+        weft_config cfg = {.workers = n};
+        int r = weft_init(&cfg);
+        if (r != 0)
+            check_failed("weft_init(workers = %d) returned %d\n", n, r);
+        fn(arg);
+        fflush(NULL);
+        _exit(0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            check_failed("waitpid: %s\n", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        if (WIFSIGNALED(status))
+            check_failed("child with %d workers died of signal %d\n", n, WTERMSIG(status));
+        check_failed("child with %d workers exited with %d\n", n, WEXITSTATUS(status));
+    }
 }
 
 #endif /* WEFT_TESTS_CHECK_H */

@@ -5,7 +5,9 @@
  * The workload: a token passed around a ring of 16 threads with
  * weft_park/weft_unpark, a binary spawn tree of 1,024 leaves where each node
  * joins its children, and 32 threads summing with a weft_yield every few
- * steps. Its checksum is computed independently and compared.
+ * steps. Its checksum is computed independently and compared. A
+ * WEFT_TEST_SCALE below 1 makes the tree smaller: a scaled-down run is
+ * usually one under ThreadSanitizer, where a thread costs milliseconds.
  *
  * Run without arguments, the program runs the workload itself (default
  * workers: the CPUs, 2 here) and then runs itself again (fork + exec of
@@ -61,6 +63,16 @@ static void *ring_member(void *arg)
 
 /* ---- spawn tree ---- */
 
+/* Depth of the tree: 10 (1,024 leaves), less when scaled down. */
+static int tree_depth(void)
+{
+    long leaves = test_scale(1024);
+    int depth = 1;
+    while (depth < 10 && (2L << depth) <= leaves)
+        depth++;
+    return depth;
+}
+
 static void *tree(void *arg)
 {
     uintptr_t a = P2U(arg); /* depth in the low 8 bits, leaf index above */
@@ -105,7 +117,8 @@ static void workload(const char *what)
     __atomic_store_n(&token, 0, __ATOMIC_RELAXED);
     for (int i = 0; i < RING; i++)
         CHECK_ERR(weft_spawn(&ring[i], ring_member, U2P(i), NULL), 0);
-    CHECK_ERR(weft_spawn(&root, tree, U2P(10), NULL), 0);
+    int depth = tree_depth();
+    CHECK_ERR(weft_spawn(&root, tree, U2P(depth), NULL), 0);
     for (int i = 0; i < SUMMERS; i++)
         CHECK_ERR(weft_spawn(&sums[i], summer, U2P(i + 1), NULL), 0);
 
@@ -121,7 +134,8 @@ static void workload(const char *what)
 
     void *r;
     CHECK_ERR(weft_join(root, &r, WEFT_FOREVER), 0);
-    CHECK_EQ(P2U(r), 1023 * 1024 / 2); /* leaves 0..1023 */
+    uint64_t leaves = (uint64_t)1 << depth;
+    CHECK_EQ(P2U(r), leaves * (leaves - 1) / 2); /* leaves 0..leaves-1 */
 
     for (int i = 0; i < SUMMERS; i++) {
         CHECK_ERR(weft_join(sums[i], &r, WEFT_FOREVER), 0);

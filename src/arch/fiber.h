@@ -7,6 +7,14 @@
  * The calls pair up: fiber_leave() just before weft__ctx_switch, with the
  * bounds of the stack about to run, and fiber_arrive() just after it
  * returns, on the stack that now runs.
+ *
+ * ThreadSanitizer sees each user thread as a fiber of its own, made at
+ * spawn and destroyed by whoever frees the finished thread (thread.c); a
+ * kernel thread's scheduler context (g0) is the kernel thread's own fiber.
+ * tsan_fiber_switch() comes right before weft__ctx_switch, with flags 0:
+ * the switch then orders everything the leaving context did before
+ * everything the arriving one does, as the kernel thread running both
+ * really does. Outside WEFT_TSAN builds all of it compiles to nothing.
  */
 #ifndef WEFT_ARCH_FIBER_H
 #define WEFT_ARCH_FIBER_H

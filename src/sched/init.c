@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,10 @@ static int start(const weft_config *cfg)
     }
     weft__overflow_init();
     weft__monitor_start();
-    store_release(&rt->state, 2); /* pairs with weft__ensure_started */
+    /* Pairs with weft__ensure_started and with the workers, which wait
+     * for it before they schedule (worker.c, kthread_main). */
+    store_release(&rt->state, 2);
+    weft__futex_wake(&rt->state, INT_MAX);
     return 0;
 }
 

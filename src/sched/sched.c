@@ -55,6 +55,21 @@ __attribute__((noinline)) struct worker *weft__worker_call(void)
     return weft__tls_w;
 }
 
+/* A kernel thread's key (sync.h) is the address of its own byte here,
+ * tagged with the low bit (descriptors are aligned, so no user key has
+ * it). Reads tls_k itself, not through weft__current: it is on the
+ * uncontended path of every lock and unlock. */
+static __thread char key_anchor;
+
+__attribute__((noinline)) uintptr_t weft__self_key(void)
+{
+    compiler_barrier();
+    struct kthread *k = weft__tls_k;
+    if (likely(k != NULL && k->cur != NULL))
+        return (uintptr_t)k->cur;
+    return (uintptr_t)&key_anchor | 1;
+}
+
 void weft__kthread_set(struct kthread *k)
 {
     weft__tls_k = k;
@@ -222,14 +237,14 @@ static inline __attribute__((always_inline)) void *switch_prepare(struct kthread
         next = NULL;
     }
     if (next) {
-        k->cur = next;
+        store_relaxed(&k->cur, next);
         if (unlikely(weft__rt.debug_migrate)) /* the only reader: migrate() */
             next->last_worker = (int16_t)k->id;
         fiber_leave(fake, STACK_BOUNDS(next));
         tsan_fiber_switch(next->tsan_fiber);
         return next->sp;
     }
-    k->cur = NULL;
+    store_relaxed(&k->cur, (struct uthread *)NULL);
     fiber_leave(fake, k->g0_stack_lo, k->g0_stack_size);
     tsan_fiber_switch(k->tsan_fiber);
     return k->g0_sp;
@@ -248,7 +263,7 @@ static inline __attribute__((always_inline)) void switch_away(struct kthread *k,
 void weft__sched_run(struct kthread *k, struct uthread *ut)
 {
     resume_wait(ut);
-    k->cur = ut;
+    store_relaxed(&k->cur, ut);
     ut->last_worker = (int16_t)k->w->id;
     fiber_leave(&k->asan_fake, STACK_BOUNDS(ut));
     tsan_fiber_switch(ut->tsan_fiber);

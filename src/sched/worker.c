@@ -143,6 +143,11 @@ static void *kthread_main(void *arg)
         pthread_attr_getstack(&a, &k->g0_stack_lo, &k->g0_stack_size);
         pthread_attr_destroy(&a);
     }
+    /* Schedule nothing before the starter has settled rt.nworkers, which
+     * it lowers when fewer kernel threads could be made than asked (see
+     * weft__workers_start). Pairs with the release and wake in start(). */
+    while (load_acquire(&weft__rt.state) != 2)
+        weft__futex_wait(&weft__rt.state, 1, -1);
     for (;;) {
         struct uthread *ut = k->handoff;
         k->handoff = NULL;
@@ -199,7 +204,8 @@ int weft__workers_start(void)
     if (started == 0)
         return -err;
     /* Fewer kernel threads than asked: run with those (the workers past
-     * them were never visible to anyone). */
+     * them were never visible to anyone). The started ones read nworkers
+     * only once the runtime is running (kthread_main). */
     rt->nworkers = started;
     return 0;
 }

@@ -36,10 +36,12 @@
 
 static struct ilock glock = ILOCK_INIT;
 static struct uthread **garr; /* glock: default-size stacks, oldest first */
-static long gcount, gcap;     /* glock; gcount read racily as a hint */
+static long gcount;           /* glock; stored atomically, since it is
+                                 also read without the lock, as a hint */
+static long gcap;             /* glock */
 static long gmin;             /* glock: low-water mark of gcount since last trim */
 static struct uthread *odd;   /* glock: stacks of other sizes, linked */
-static int nodd;              /* glock */
+static int nodd;              /* glock; stored atomically, read as a hint */
 static int64_t last_trim;     /* reaper only */
 
 /* Appends n entries to the global array. Returns how many fit; the caller
@@ -60,7 +62,7 @@ static long global_put(struct uthread **v, long n)
         }
     }
     memcpy(garr + gcount, v, (size_t)n * sizeof *v);
-    gcount += n;
+    store_relaxed(&gcount, gcount + n);
     iunlock(&glock);
     return n;
 }
@@ -73,7 +75,7 @@ static long global_take(struct uthread **v, long n)
     ilock(&glock);
     if (n > gcount)
         n = gcount;
-    gcount -= n;
+    store_relaxed(&gcount, gcount - n);
     memcpy(v, garr + gcount, (size_t)n * sizeof *v);
     if (gcount < gmin)
         gmin = gcount;
@@ -89,7 +91,7 @@ static struct uthread *odd_get(size_t stack_size)
         if ((*pp)->stack_size == stack_size) {
             found = *pp;
             *pp = found->next;
-            nodd--;
+            store_relaxed(&nodd, nodd - 1);
             break;
         }
     }
@@ -134,7 +136,7 @@ void weft__cache_put_slow(struct worker *w, struct uthread *ut)
         if (keep) {
             ut->next = odd;
             odd = ut;
-            nodd++;
+            store_relaxed(&nodd, nodd + 1);
         }
         iunlock(&glock);
         if (!keep)
@@ -175,7 +177,7 @@ void weft__cache_trim(int64_t now)
         if (list) {
             memcpy(list, garr, (size_t)excess * sizeof *list);
             memmove(garr, garr + excess, (size_t)(gcount - excess) * sizeof *garr);
-            gcount -= excess;
+            store_relaxed(&gcount, gcount - excess);
             took = excess;
         }
     }

@@ -103,8 +103,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     } else {
         ut->name[0] = 0;
     }
-    if (!ut->tsan_fiber)
-        ut->tsan_fiber = tsan_fiber_new();
+    ut->tsan_fiber = tsan_fiber_new(); /* destroyed by retire() */
     /* The descriptor is the top of the stack; frames start below it. */
     ut->sp = weft__ctx_make(ut, weft__thread_entry, ut);
 
@@ -192,11 +191,22 @@ void weft_exit(void *result)
     weft__ctx_resume(finish(ut, result));
 }
 
+/* Sends a finished thread, off its stack for good, back to the cache.
+ * Its TSan fiber dies here and the next spawn makes a fresh one: a reused
+ * fiber would carry the shadow call stack of frames its last thread never
+ * returned from into the next (until TSan's stack depot overflows), and
+ * TSan counts every fiber alive against its limit of 8,128 threads. */
+static void retire(struct uthread *ut)
+{
+    tsan_fiber_free(ut->tsan_fiber);
+    weft__cache_put(my_worker(), ut);
+}
+
 void weft__thread_free_detached(struct uthread *ut)
 {
     struct slot *s = ut->slotp;
     store_release(&s->word, freed_word(load_relaxed(&s->word)));
-    weft__cache_put(my_worker(), ut);
+    retire(ut);
 }
 
 /* Waits until a finished thread has left its stack for good (its last
@@ -220,7 +230,7 @@ static inline __attribute__((always_inline)) void collect(struct slot *s, void *
     off_stack(ut);
     if (result)
         *result = ut->result;
-    weft__cache_put(my_worker(), ut);
+    retire(ut);
 }
 
 int weft_join(weft_t t, void **result, int64_t deadline)
@@ -305,7 +315,7 @@ int weft_detach(weft_t t)
         if (f & TS_EXITED) {
             if (cas_acq_rel(&s->word, &old, freed_word(old))) {
                 off_stack(s->ut);
-                weft__cache_put(my_worker(), s->ut);
+                retire(s->ut);
                 return 0;
             }
         } else if (cas_acq_rel(&s->word, &old, old | TS_DETACHED)) {

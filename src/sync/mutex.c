@@ -1,0 +1,262 @@
+/*
+ * mutex.c - an adaptive, eventually fair mutex on the parking lot.
+ *
+ * The state word has three bits: LOCKED; PARKED (some thread may be
+ * queued in the parking lot on &m->state); WOKEN (a thread that was just
+ * woken, or is spinning, is on its way to take the mutex, so an unlock need
+ * not wake another: Go's sync.Mutex has the same flag). owner is the key of
+ * the holder (weft__self_key), written by the holder only, so a thread
+ * that reads its own key there holds the mutex; it makes unlock by a
+ * non-owner -EPERM and relocking -EDEADLK.
+ *
+ *   lock:   CAS 0 -> LOCKED. One atomic.
+ *   unlock: CAS LOCKED -> 0. One atomic. If other bits are set,
+ *           unlock_slow wakes one waiter, unless WOKEN says one is coming.
+ *
+ * Contention (seed 001's adaptive mutex). A locker that finds the mutex
+ * held spins while the holder is running on another worker (it will
+ * likely release soon, and parking costs two switches), setting WOKEN if
+ * threads are parked so that the unlock wakes none of them; it does not
+ * spin when the holder is switched out (it cannot release until it runs,
+ * perhaps on this very worker). Then it sets PARKED and parks, validating
+ * under the bucket lock that the state is still LOCKED and PARKED, so an
+ * unlock either comes before the validation (and the locker retries) or
+ * finds it queued. A thread holding WOKEN gives it up in the CAS that takes
+ * the mutex or sets PARKED; without that flag every unlock under
+ * contention would wake a thread, and a stream of wake-ups that mostly
+ * lose the race cost four times the throughput with 8 threads.
+ *
+ * Fairness. Normally an unlock makes the mutex free and wakes the oldest
+ * waiter to compete for it, so a running thread may barge ahead: that
+ * keeps throughput high (the woken thread needs time to get scheduled). A
+ * waiter that barged past can lose forever, though, so when the oldest
+ * waiter has waited longer than FAIR_NS the unlock hands the mutex to it
+ * directly: the state stays LOCKED and the waiter's token says it owns the
+ * mutex. The decision and the new state are made in the unpark callback,
+ * under the bucket lock, where no parker can slip in between. (WebKit's
+ * WTF::Lock and Go's sync.Mutex starvation mode work the same way.)
+ *
+ * A waiter whose deadline passes leaves PARKED set even if it was the last;
+ * the next unlock finds nobody to wake and clears it. Two threads may both
+ * believe they hold WOKEN (a spinner set it again while an unlock woke a
+ * waiter); each clears it when it takes the mutex or parks, so the worst
+ * case is one wake-up more than needed, never one too few.
+ */
+#include "sync/sync.h"
+
+#include <errno.h>
+
+#define M_LOCKED 1u
+#define M_PARKED 2u
+#define M_WOKEN 4u
+
+#define HANDOFF 1             /* token: the waker handed the mutex over */
+#define FAIR_NS 1000000       /* hand over to a waiter older than 1 ms */
+#define SPIN_MAX 200          /* rounds of cpu_relax before parking */
+
+int weft_mutex_init(weft_mutex_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    *m = (weft_mutex_t)WEFT_MUTEX_INIT;
+    return 0;
+}
+
+int weft_mutex_destroy(weft_mutex_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    return load_relaxed(&m->state) & M_LOCKED ? -EBUSY : 0;
+}
+
+static bool validate_parked(void *ctx)
+{
+    weft_mutex_t *m = ctx;
+    uint32_t s = load_relaxed(&m->state);
+    return (s & (M_LOCKED | M_PARKED)) == (M_LOCKED | M_PARKED);
+}
+
+/* Takes a free mutex whatever its other bits say; a thread that holds the
+ * WOKEN bit (mine) gives it up in the same CAS. */
+static inline bool try_acquire(weft_mutex_t *m, uint32_t *s, uint32_t mine)
+{
+    while (!(*s & M_LOCKED)) {
+        if (__atomic_compare_exchange_n(&m->state, s, (*s | M_LOCKED) & ~mine, 1,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return true;
+    }
+    return false;
+}
+
+/* Spinning pays only while the holder runs on another worker. (owner is 0
+ * in the moment between a CAS and its store: the holder is running.) */
+static bool worth_spinning(weft_mutex_t *m, int spin)
+{
+    if (spin >= SPIN_MAX)
+        return false;
+    if (spin % 16)
+        return true;
+    uintptr_t o = load_relaxed(&m->owner);
+    return !o || weft__key_running(o);
+}
+
+static void drop_woken(weft_mutex_t *m)
+{
+    __atomic_fetch_and(&m->state, ~M_WOKEN, __ATOMIC_RELAXED);
+}
+
+static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
+{
+    if (load_relaxed(&m->owner) == key)
+        return -EDEADLK;
+
+    uint32_t mine = 0; /* M_WOKEN while this thread holds that bit */
+    int spin = 0;
+    int64_t since = 0;
+    for (;;) {
+        uint32_t s = load_relaxed(&m->state);
+        if (try_acquire(m, &s, mine))
+            goto acquired;
+        if (worth_spinning(m, spin)) {
+            /* Tell unlockers a thread is about to take the mutex, so they
+             * wake nobody. */
+            if (!mine && (s & M_PARKED) && !(s & M_WOKEN) &&
+                __atomic_compare_exchange_n(&m->state, &s, s | M_WOKEN, 0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                mine = M_WOKEN;
+            spin++;
+            cpu_relax();
+            continue;
+        }
+        if (!since) {
+            since = weft_now();
+            if (deadline >= 0 && since >= deadline) {
+                if (!mine)
+                    return -ETIMEDOUT;
+                /* An unlock may have relied on our WOKEN and woken nobody:
+                 * drop it, then take the mutex if that unlock has
+                 * happened, or leave the waking to the unlock to come. */
+                drop_woken(m);
+                s = load_relaxed(&m->state);
+                if (try_acquire(m, &s, 0))
+                    goto acquired;
+                return -ETIMEDOUT;
+            }
+        }
+        uint32_t want = (s | M_PARKED) & ~mine;
+        if (want != s && !__atomic_compare_exchange_n(&m->state, &s, want, 0, __ATOMIC_RELAXED,
+                                                      __ATOMIC_RELAXED))
+            continue;
+        mine = 0;
+        uintptr_t token = 0;
+        int r = weft__park_ex(&m->state, validate_parked, NULL, m, deadline, since, &token);
+        if (r == 0 && token == HANDOFF) {
+            /* The unlocker left it LOCKED for us. Its critical section
+             * precedes its claim of our wait (a release CAS), which
+             * wait_block read with acquire. */
+            goto acquired;
+        }
+        if (r == 0) {
+            mine = M_WOKEN; /* the unlocker set it for us */
+            spin = 0;
+        } else if (r == -ETIMEDOUT) {
+            s = load_relaxed(&m->state);
+            if (try_acquire(m, &s, 0))
+                goto acquired;
+            return -ETIMEDOUT;
+        }
+    }
+acquired:
+    store_relaxed(&m->owner, key);
+    return 0;
+}
+
+int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline)
+{
+    if (unlikely(!m))
+        return -EINVAL;
+    uintptr_t key = weft__self_key();
+    uint32_t s = 0;
+    if (likely(__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED))) {
+        store_relaxed(&m->owner, key);
+        return 0;
+    }
+    return lock_slow(m, key, deadline);
+}
+
+int weft_mutex_lock(weft_mutex_t *m)
+{
+    return weft_mutex_timedlock(m, WEFT_FOREVER);
+}
+
+int weft_mutex_trylock(weft_mutex_t *m)
+{
+    if (unlikely(!m))
+        return -EINVAL;
+    uint32_t s = load_relaxed(&m->state);
+    if (!try_acquire(m, &s, 0))
+        return -EBUSY;
+    store_relaxed(&m->owner, weft__self_key());
+    return 0;
+}
+
+static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
+{
+    weft_mutex_t *m = ctx;
+    /* Under the bucket lock nobody parks, and no locker takes the held
+     * mutex, but a spinner may still set WOKEN: hence the CAS loops. */
+    uint32_t s = load_relaxed(&m->state), next;
+    if (info.woken && weft_now() - info.since > FAIR_NS) {
+        do
+            next = (s & M_WOKEN) | M_LOCKED | (info.more ? M_PARKED : 0);
+        while (!__atomic_compare_exchange_n(&m->state, &s, next, 1, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED));
+        return HANDOFF;
+    }
+    do
+        next = (s & M_WOKEN) | (info.woken ? M_WOKEN : 0) | (info.more ? M_PARKED : 0);
+    while (!__atomic_compare_exchange_n(&m->state, &s, next, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    return 0;
+}
+
+/* PARKED is set. Wake one waiter, unless a woken or spinning thread is
+ * already on its way to take the mutex (WOKEN): then just release. */
+static void unlock_slow(weft_mutex_t *m)
+{
+    uint32_t s = load_relaxed(&m->state);
+    for (;;) {
+        if (!(s & M_PARKED) || (s & M_WOKEN)) {
+            if (__atomic_compare_exchange_n(&m->state, &s, s & ~M_LOCKED, 1, __ATOMIC_RELEASE,
+                                            __ATOMIC_RELAXED))
+                return;
+            continue;
+        }
+        /* Still LOCKED: unlock_decide releases it or hands it over. */
+        weft__unpark_ex(&m->state, 1, unlock_decide, m);
+        return;
+    }
+}
+
+int weft_mutex_unlock(weft_mutex_t *m)
+{
+    if (unlikely(!m))
+        return -EINVAL;
+    if (unlikely(load_relaxed(&m->owner) != weft__self_key()))
+        return -EPERM;
+    store_relaxed(&m->owner, 0);
+    uint32_t s = M_LOCKED;
+    /* Pairs with the acquire of the next locker's CAS. */
+    if (likely(__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
+                                           __ATOMIC_RELAXED)))
+        return 0;
+    unlock_slow(m);
+    return 0;
+}
+
+/* For weft_cond_wait: does the caller hold m? */
+bool weft__mutex_held(weft_mutex_t *m)
+{
+    return load_relaxed(&m->owner) == weft__self_key();
+}
