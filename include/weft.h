@@ -49,7 +49,9 @@ extern "C" {
 /* Nanoseconds on CLOCK_MONOTONIC. */
 WEFT_API int64_t weft_now(void);
 
-/* weft_now() + ns: the deadline ns from now. */
+/* weft_now() + ns: the deadline ns from now (saturating at INT64_MAX, which
+ * is as good as for ever). Every deadline in this API is absolute on this
+ * clock; any negative deadline, not only WEFT_FOREVER, means no deadline. */
 WEFT_API int64_t weft_after(int64_t ns);
 
 /*
@@ -90,7 +92,10 @@ typedef struct weft_attr {
 /*
  * Starts fn(arg) on a new user thread. attr may be NULL. Stores the handle
  * in *t (t may be NULL for a thread nobody joins: it is then detached).
- * Returns 0, -EINVAL (fn NULL, stack size absurd), -ENOMEM or -EAGAIN.
+ * Returns 0, -EINVAL (fn NULL, or a stack size outside 16 KiB .. 1 GiB),
+ * or -ENOMEM (no memory for the stack, or the handle table is full). The
+ * first spawn starts the runtime (weft_init); if that fails the process
+ * aborts with a message naming the error.
  */
 WEFT_API int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr);
 
@@ -137,8 +142,11 @@ WEFT_API int weft_unpark(const uint32_t *addr, int n);
  * Every primitive below parks a weft thread (its worker goes on running
  * others) and blocks a plain kernel thread on a futex; both kinds may wait
  * on the same object. A waiter is woken exactly once: by the matching
- * release, or by its deadline. A deadline of 0 (or any time past) makes a
- * call try once without blocking. The objects hold no resources: statically
+ * release, or by its deadline; a woken waiter that loses the race for the
+ * object waits again, so waits are not strictly FIFO. A deadline of 0 (or
+ * any time past) makes a call try once without parking (a timed mutex lock
+ * may still spin briefly while the owner runs). A NULL object pointer gives
+ * -EINVAL from every call. The objects hold no resources: statically
  * initialized ones need no init, and none needs a destroy (the destroy
  * calls only report misuse). An object must not be moved or copied while
  * in use.

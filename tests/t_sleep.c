@@ -43,6 +43,22 @@ static void *past_thread(void *arg)
     return NULL;
 }
 
+/* weft_after saturates instead of wrapping: a huge delay is still a far
+ * deadline, a huge negative one a past deadline, and neither turns into a
+ * negative value, which would mean no deadline at all. */
+static void after_saturates(void)
+{
+    CHECK_EQ(weft_after(INT64_MAX), INT64_MAX);
+    CHECK_EQ(weft_after(INT64_MAX - 1), INT64_MAX);
+    int64_t past = weft_after(INT64_MIN);
+    CHECK(past >= 0 && past <= weft_now());
+    CHECK_ERR(weft_sleep(past), 0);
+    int64_t before = weft_now();
+    int64_t d = weft_after(WEFT_SEC(1));
+    CHECK(d >= before + WEFT_SEC(1));
+    printf("weft_after saturates: ok\n");
+}
+
 static void not_early(void)
 {
     past();
@@ -158,6 +174,7 @@ int main(void)
     check_with_workers(1, order_run, NULL);
     printf("order: %d sleepers on one worker woke in deadline order\n", ORDER_N);
     check_with_workers(1, overlap_run, NULL);
+    after_saturates();
     not_early();
     many();
     return 0;

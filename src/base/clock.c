@@ -12,5 +12,10 @@ int64_t weft_now(void)
 
 int64_t weft_after(int64_t ns)
 {
-    return weft_now() + ns;
+    int64_t now = weft_now();
+    if (ns > INT64_MAX - now)
+        return INT64_MAX; /* as good as for ever, and still a deadline */
+    if (ns < -now)
+        return 0; /* long past, but never negative, which means for ever */
+    return now + ns;
 }

@@ -5,7 +5,7 @@
  * made runnable by a kernel thread that is not a worker (main, a foreign
  * pthread). It is a locked FIFO; gcount lets workers skip the lock when it
  * is empty. A worker takes a batch at a time into its own ring, and looks
- * at the global queue every 61st schedule even when its ring has work, so
+ * at the global queue every 64th schedule even when its ring has work, so
  * the global queue is never starved.
  *
  * An inbox is a locked FIFO per worker, used only in WEFT_DEBUG=migrate
