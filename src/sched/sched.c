@@ -14,7 +14,8 @@
  * finished, its stack reused. A finished detached thread is freed right
  * there, since nobody else will.
  *
- * Order of picking (sched_pick): expired timers every 16th pick; the
+ * Order of picking (sched_pick): expired timers every 16th pick, and a
+ * non-blocking I/O poll every 64th (io/poll.c); the
  * debug-migrate inbox; the global queue every 61st pick (so it is never
  * starved by a busy ring); runnext; the ring; the global queue; timers
  * again if nothing else. Stealing is g0's job.
@@ -147,6 +148,7 @@ static struct uthread *pick_periodic(struct worker *w, uint32_t tick)
     struct uthread *ut;
     if (load_relaxed(&w->nheap))
         weft__timers_run(w, weft_now());
+    weft__io_poll_busy(tick); /* ready I/O is not starved by busy threads */
     if (unlikely(weft__rt.debug_migrate) && (ut = inbox_get(w)))
         return ut;
     if ((tick & 63) == 0 && (ut = global_get(w)))

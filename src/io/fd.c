@@ -1,0 +1,289 @@
+/*
+ * fd.c - the fd wrappers: read, write, send, recv, accept, connect and
+ * the rest, each a try-then-wait loop over the poller (poll.c).
+ *
+ * Every wrapper is one loop (io_loop): read the fd's readiness sequence,
+ * make the non-blocking system call, and on EAGAIN wait for the next edge
+ * (weft__fd_wait, which returns at once if an edge came after the sequence
+ * was read). What one successful call returns is the result: no wrapper
+ * loops to fill or drain a buffer, as POSIX's calls do not. EINTR (a
+ * signal on the kernel thread) is retried, since the caller never asked
+ * for it.
+ *
+ * The deadline is checked only after an EAGAIN, so a deadline of 0 makes
+ * exactly one try, and -ETIMEDOUT comes either from that check or from the
+ * wait's timer, both at or after the deadline.
+ */
+#include "io/io.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* One try of a call: its result, or -errno. */
+typedef ssize_t (*io_try)(int fd, void *ctx);
+
+static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadline)
+{
+    struct fdstate *f = weft__fd_get(fd);
+    if (!f)
+        return fd < 0 ? -EBADF : -ENOMEM;
+    if (unlikely(load_relaxed(&f->flags) & FD_CLOSING))
+        return -EBADF;
+    int r = weft__fd_nonblock(f, fd);
+    if (r < 0)
+        return r;
+    for (;;) {
+        uint64_t seq = weft__fd_seq(f, events);
+        ssize_t n = try(fd, ctx);
+        if (n != -EAGAIN) {
+            if (n == -EINTR)
+                continue;
+            return n;
+        }
+        if (deadline >= 0 && (deadline == 0 || weft_now() >= deadline))
+            return -ETIMEDOUT;
+        r = weft__fd_wait(f, fd, events, seq, deadline);
+        if (r < 0)
+            return r;
+    }
+}
+
+static inline ssize_t ret(ssize_t n)
+{
+    return n < 0 ? -weft__errno_get() : n;
+}
+
+/* ---- the calls --------------------------------------------------------- */
+
+struct buf {
+    void *p;
+    size_t len;
+    int flags;
+};
+
+static ssize_t try_read(int fd, void *c)
+{
+    struct buf *b = c;
+    return ret(read(fd, b->p, b->len));
+}
+
+static ssize_t try_write(int fd, void *c)
+{
+    struct buf *b = c;
+    return ret(write(fd, b->p, b->len));
+}
+
+static ssize_t try_recv(int fd, void *c)
+{
+    struct buf *b = c;
+    return ret(recv(fd, b->p, b->len, b->flags));
+}
+
+static ssize_t try_send(int fd, void *c)
+{
+    struct buf *b = c;
+    return ret(send(fd, b->p, b->len, b->flags | MSG_NOSIGNAL));
+}
+
+ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+    struct buf b = {buf, len, 0};
+    return io_loop(fd, WEFT_IN, try_read, &b, deadline);
+}
+
+ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    struct buf b = {(void *)buf, len, 0};
+    return io_loop(fd, WEFT_OUT, try_write, &b, deadline);
+}
+
+ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct buf b = {buf, len, flags};
+    return io_loop(fd, WEFT_IN, try_recv, &b, deadline);
+}
+
+ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline)
+{
+    struct buf b = {(void *)buf, len, flags};
+    return io_loop(fd, WEFT_OUT, try_send, &b, deadline);
+}
+
+struct vec {
+    const struct iovec *iov;
+    int n;
+};
+
+static ssize_t try_readv(int fd, void *c)
+{
+    struct vec *v = c;
+    return ret(readv(fd, v->iov, v->n));
+}
+
+static ssize_t try_writev(int fd, void *c)
+{
+    struct vec *v = c;
+    return ret(writev(fd, v->iov, v->n));
+}
+
+ssize_t weft_readv(int fd, const struct iovec *iov, int n, int64_t deadline)
+{
+    struct vec v = {iov, n};
+    return io_loop(fd, WEFT_IN, try_readv, &v, deadline);
+}
+
+ssize_t weft_writev(int fd, const struct iovec *iov, int n, int64_t deadline)
+{
+    struct vec v = {iov, n};
+    return io_loop(fd, WEFT_OUT, try_writev, &v, deadline);
+}
+
+struct addrbuf {
+    void *p;
+    size_t len;
+    int flags;
+    struct sockaddr *addr;
+    socklen_t *addrlen;   /* recvfrom, accept */
+    socklen_t alen;       /* sendto */
+};
+
+static ssize_t try_recvfrom(int fd, void *c)
+{
+    struct addrbuf *b = c;
+    return ret(recvfrom(fd, b->p, b->len, b->flags, b->addr, b->addrlen));
+}
+
+static ssize_t try_sendto(int fd, void *c)
+{
+    struct addrbuf *b = c;
+    return ret(sendto(fd, b->p, b->len, b->flags | MSG_NOSIGNAL, b->addr, b->alen));
+}
+
+ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                      socklen_t *addrlen, int64_t deadline)
+{
+    struct addrbuf b = {buf, len, flags, addr, addrlen, 0};
+    return io_loop(fd, WEFT_IN, try_recvfrom, &b, deadline);
+}
+
+ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *addr,
+                    socklen_t addrlen, int64_t deadline)
+{
+    struct addrbuf b = {(void *)buf, len, flags, (struct sockaddr *)addr, NULL, addrlen};
+    return io_loop(fd, WEFT_OUT, try_sendto, &b, deadline);
+}
+
+struct msg {
+    struct msghdr *m;
+    int flags;
+};
+
+static ssize_t try_recvmsg(int fd, void *c)
+{
+    struct msg *m = c;
+    return ret(recvmsg(fd, m->m, m->flags));
+}
+
+static ssize_t try_sendmsg(int fd, void *c)
+{
+    struct msg *m = c;
+    return ret(sendmsg(fd, m->m, m->flags | MSG_NOSIGNAL));
+}
+
+ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct msg m = {msg, flags};
+    return io_loop(fd, WEFT_IN, try_recvmsg, &m, deadline);
+}
+
+ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline)
+{
+    struct msg m = {(struct msghdr *)msg, flags};
+    return io_loop(fd, WEFT_OUT, try_sendmsg, &m, deadline);
+}
+
+static ssize_t try_accept(int fd, void *c)
+{
+    struct addrbuf *b = c;
+    int s = accept4(fd, b->addr, b->addrlen, b->flags | SOCK_NONBLOCK);
+    if (s < 0) {
+        int e = weft__errno_get();
+        /* Errors of the new connection, not of the listener: Linux
+         * passes them on from accept; the next one may be fine. */
+        if (e == ECONNABORTED)
+            return -EINTR;
+        return -e;
+    }
+    return s;
+}
+
+int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, int64_t deadline)
+{
+    if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK))
+        return -EINVAL;
+    struct addrbuf b = {NULL, 0, flags, addr, len, 0};
+    ssize_t s = io_loop(fd, WEFT_IN, try_accept, &b, deadline);
+    if (s >= 0)
+        weft__fd_fresh((int)s, true);
+    return (int)s;
+}
+
+/* ---- waiting for readiness itself -------------------------------------- */
+
+static ssize_t try_poll(int fd, void *c)
+{
+    int *events = c;
+    struct pollfd p = {.fd = fd, .events = (short)(*events | (*events & POLLIN ? POLLRDHUP : 0))};
+    int n = poll(&p, 1, 0);
+    if (n < 0)
+        return -weft__errno_get();
+    if (n == 0)
+        return -EAGAIN;
+    if (p.revents & POLLNVAL)
+        return -EBADF;
+    int ready = p.revents & (POLLIN | POLLOUT);
+    if (p.revents & (POLLERR | POLLHUP))
+        ready = *events; /* an error or hang-up: every asked event is ready */
+    if (p.revents & POLLRDHUP)
+        ready |= *events & WEFT_IN;
+    return ready & *events;
+}
+
+int weft_fdwait(int fd, int events, int64_t deadline)
+{
+    events &= WEFT_IN | WEFT_OUT;
+    if (!events)
+        return -EINVAL;
+    return (int)io_loop(fd, events, try_poll, &events, deadline);
+}
+
+int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
+{
+    struct fdstate *f = weft__fd_get(fd);
+    if (!f)
+        return fd < 0 ? -EBADF : -ENOMEM;
+    int r = weft__fd_nonblock(f, fd);
+    if (r < 0)
+        return r;
+    while (connect(fd, addr, len) < 0) {
+        int e = weft__errno_get();
+        if (e == EINTR)
+            continue; /* Linux: the connection goes on; the retry says so */
+        if (e == EISCONN)
+            return 0;
+        if (e != EINPROGRESS && e != EALREADY)
+            return -e;
+        r = weft_fdwait(fd, WEFT_OUT, deadline);
+        if (r < 0)
+            return r;
+        int err = 0;
+        socklen_t l = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+            return -weft__errno_get();
+        return -err;
+    }
+    return 0;
+}
