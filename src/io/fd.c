@@ -29,14 +29,14 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
 {
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
-        return fd < 0 ? -EBADF : -ENOMEM;
-    if (unlikely(load_relaxed(&f->flags) & FD_CLOSING))
-        return -EBADF;
+        return weft__fd_err(fd);
+    struct fdsnap s;
+    s.closes = load_acquire(&f->closes); /* pairs with weft_close */
     int r = weft__fd_nonblock(f, fd);
     if (r < 0)
         return r;
     for (;;) {
-        uint64_t seq = weft__fd_seq(f, events);
+        weft__fd_snap(f, &s);
         ssize_t n = try(fd, ctx);
         if (n != -EAGAIN) {
             if (n == -EINTR)
@@ -45,7 +45,7 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
         }
         if (deadline >= 0 && (deadline == 0 || weft_now() >= deadline))
             return -ETIMEDOUT;
-        r = weft__fd_wait(f, fd, events, seq, deadline);
+        r = weft__fd_wait(f, fd, events, &s, deadline);
         if (r < 0)
             return r;
     }
@@ -264,7 +264,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
 {
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
-        return fd < 0 ? -EBADF : -ENOMEM;
+        return weft__fd_err(fd);
     int r = weft__fd_nonblock(f, fd);
     if (r < 0)
         return r;

@@ -13,7 +13,9 @@
 /* Bits of fdstate.flags. */
 #define FD_NONBLOCK 1u   /* O_NONBLOCK is set on the open file */
 #define FD_REGISTERED 2u /* in the epoll set (EPOLLIN|OUT|RDHUP|ET) */
-#define FD_CLOSING 4u    /* weft_close is under way: waits fail with -EBADF */
+#define FD_CLOSING 4u    /* weft_close is under way (see poll.c, closing) */
+#define FD_CLOSEWAIT 8u  /* a thread waits on the parking lot, keyed by the
+                            entry, for FD_CLOSING to clear */
 
 struct iowait;
 
@@ -29,13 +31,17 @@ struct fdstate {
     uint32_t flags;        /* atomic loads; stores under lock: FD_* */
     uint32_t rseq, wseq;   /* atomic loads; bumped under lock by every
                               readiness event for reading / writing */
-    uint32_t closes;       /* atomic loads; bumped under lock by weft_close */
+    uint32_t closes;       /* atomic loads; bumped under lock by weft_close
+                              when it sets FD_CLOSING */
     struct iowait *head;   /* lock: waiting threads, oldest first */
     struct iowait *tail;   /* lock */
 };
 
-/* The entry of fd, made if need be; NULL for fd < 0, too large, or no memory. */
+/* The entry of fd, made if need be; NULL for fd < 0, too large, or no
+ * memory (weft__fd_err says which). */
 struct fdstate *weft__fd_get(int fd);
+/* The error for a fd weft__fd_get gave no entry for: -EBADF or -ENOMEM. */
+int weft__fd_err(int fd);
 /* The entry of fd if it was ever made, else NULL. */
 struct fdstate *weft__fd_find(int fd);
 /* A fd this process just made (accept, socket): forget what an earlier open
@@ -45,18 +51,30 @@ void weft__fd_fresh(int fd, bool nonblocking);
 int weft__fd_nonblock(struct fdstate *f, int fd);
 
 /*
- * The caller's last try at fd came back EAGAIN. Waits until fd may be ready
- * for events (WEFT_IN / WEFT_OUT) or the deadline passes. seq is
- * weft__fd_seq(f, events) read before that try: an event seen since makes
- * this return at once. Returns 0 (try again), -ETIMEDOUT, -EBADF (closed by
- * weft_close), or an error registering fd. May switch threads.
+ * What a wrapper saw of f before its try: the readiness sequences, read
+ * before each try, and the close count, read once when the wrapper began
+ * (so a weft_close that began after it shows).
  */
-int weft__fd_wait(struct fdstate *f, int fd, int events, uint64_t seq, int64_t deadline);
+struct fdsnap {
+    uint32_t rseq, wseq;
+    uint32_t closes;
+};
 
-/* The readiness sequence of f for events, read before a try (acquire). */
-static inline uint64_t weft__fd_seq(struct fdstate *f, int events)
+/* Reads the readiness sequences into s before a try (acquire: pairs with
+ * the poller's release stores). */
+static inline void weft__fd_snap(struct fdstate *f, struct fdsnap *s)
 {
-    return (uint64_t)load_acquire(&f->rseq) << 32 | load_acquire(&f->wseq);
+    s->rseq = load_acquire(&f->rseq);
+    s->wseq = load_acquire(&f->wseq);
 }
+
+/*
+ * The caller's last try at fd came back EAGAIN. Waits until fd may be ready
+ * for events (WEFT_IN / WEFT_OUT) or the deadline passes. s is what the
+ * caller saw before that try: an event seen since makes this return at
+ * once. Returns 0 (try again), -ETIMEDOUT, -EBADF (weft_close'd since s
+ * was taken), or an error registering fd. May switch threads.
+ */
+int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline);
 
 #endif

@@ -57,6 +57,28 @@
  * under the lock. fdstate entries are never freed, so events for a fd
  * closed meanwhile touch a live entry: at worst a spurious retry.
  *
+ * Closing. weft_close takes the fd's lock, removes the fd from the epoll
+ * set, sets FD_CLOSING, bumps closes and ends every queued wait with
+ * -EBADF; then, without the lock, close(2); then, under the lock again,
+ * it resets the flags (the number may be a new file's from here) and
+ * unparks the wrappers that waited for that (FD_CLOSEWAIT). A wrapper
+ * reads closes once when it begins, and its wait compares it under the
+ * lock, so three cases remain:
+ *
+ *   - it began before the close: closes moved, so -EBADF, whether it
+ *     was queued (woken by the close) or about to queue (sees the count);
+ *   - it began during the close (FD_CLOSING, same count): the number is
+ *     the closing file's or already a new one's, and registering it now
+ *     could put the dying file in the epoll set just before close(2)
+ *     drops it, leaving a waiter no edge will ever reach. It parks on the
+ *     parking lot until the close is done, then tries again and the
+ *     kernel answers (EBADF, or the new file's data);
+ *   - it began after: a fresh entry, registered on its first wait.
+ *
+ * A wrapper that began on the old file may still make one try on a new
+ * file that got the number between its try and its wait: the race every
+ * close(2) has with a concurrent read(2) of the same number.
+ *
  * Who blocks in epoll_wait. Exactly one idle worker: an M that finds no
  * work (worker.c, idle) claims the poller role with a CAS on poll_owner
  * and, instead of its futex, sleeps in epoll_wait until an event or its
@@ -144,13 +166,23 @@ struct fdstate *weft__fd_get(int fd)
     return weft__fd_find(fd);
 }
 
+int weft__fd_err(int fd)
+{
+    return fd < 0 || (unsigned)fd >= FD_DIR_SIZE * FD_CHUNK ? -EBADF : -ENOMEM;
+}
+
 void weft__fd_fresh(int fd, bool nonblocking)
 {
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
         return;
     ilock(&f->lock);
-    store_relaxed(&f->flags, nonblocking ? FD_NONBLOCK : 0u);
+    /* A weft_close of the number's previous file may still be finishing
+     * (it clears FD_CLOSING after close(2) returned, and the kernel may
+     * have handed the number out in between): its bits stay, and it
+     * resets the rest when it is done. */
+    uint32_t keep = f->flags & (FD_CLOSING | FD_CLOSEWAIT);
+    store_relaxed(&f->flags, keep | (nonblocking ? FD_NONBLOCK : 0u));
     iunlock(&f->lock);
 }
 
@@ -355,20 +387,43 @@ void weft__io_poll_stale(int64_t now)
 
 /* ---- waiting ----------------------------------------------------------- */
 
-static int wait_kernel(struct fdstate *f, int fd, int events, int64_t deadline);
+static bool closing_validate(void *ctx)
+{
+    struct fdstate *f = ctx;
+    return load_acquire(&f->flags) & FD_CLOSING; /* pairs with weft_close */
+}
 
-int weft__fd_wait(struct fdstate *f, int fd, int events, uint64_t seq, int64_t deadline)
+/* A wrapper that began after a weft_close of its fd number began: the
+ * number is either that closing file's or already a new one's. Waits
+ * until the close is done (it takes one close(2)) or the deadline passes,
+ * so the next try asks the kernel which. Called with f->lock held; drops
+ * it. May switch threads. */
+static void wait_closed(struct fdstate *f, int64_t deadline)
+{
+    store_relaxed(&f->flags, f->flags | FD_CLOSEWAIT);
+    iunlock(&f->lock);
+    weft__park_ex(f, closing_validate, NULL, f, deadline, 0, NULL);
+}
+
+static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsnap *s,
+                       int64_t deadline);
+
+int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline)
 {
     if (!weft__current())
-        return wait_kernel(f, fd, events, deadline);
+        return wait_kernel(f, fd, events, s, deadline);
     int r = io_init();
     if (r < 0)
         return r;
     ilock(&f->lock);
+    if (f->closes != s->closes) {
+        iunlock(&f->lock); /* weft_close'd while the wrapper ran */
+        return -EBADF;
+    }
     uint32_t fl = f->flags;
     if (fl & FD_CLOSING) {
-        iunlock(&f->lock);
-        return -EBADF;
+        wait_closed(f, deadline);
+        return 0;
     }
     if (!(fl & FD_REGISTERED)) {
         struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -380,8 +435,8 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, uint64_t seq, int64_t d
         }
         store_relaxed(&f->flags, fl | FD_REGISTERED);
     }
-    if (((events & WEFT_IN) && f->rseq != (uint32_t)(seq >> 32)) ||
-        ((events & WEFT_OUT) && f->wseq != (uint32_t)seq)) {
+    if (((events & WEFT_IN) && f->rseq != s->rseq) ||
+        ((events & WEFT_OUT) && f->wseq != s->wseq)) {
         iunlock(&f->lock); /* an edge came since the try: try again */
         return 0;
     }
@@ -410,14 +465,25 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, uint64_t seq, int64_t d
 }
 
 /* A kernel thread that is not a worker blocks in ppoll. It cannot be woken
- * by weft_close (close(2) does not wake poll either), so it sleeps in
- * slices and notices a weft_close within one. */
+ * by weft_close (close(2) does not wake poll either: poll holds its own
+ * reference to the file), so it sleeps in slices and notices a weft_close
+ * within one. */
 #define KERNEL_SLICE_NS 50000000
 
-static int wait_kernel(struct fdstate *f, int fd, int events, int64_t deadline)
+static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsnap *s,
+                       int64_t deadline)
 {
-    uint32_t closes = load_acquire(&f->closes);
     for (;;) {
+        ilock(&f->lock);
+        if (f->closes != s->closes) {
+            iunlock(&f->lock);
+            return -EBADF;
+        }
+        if (f->flags & FD_CLOSING) {
+            wait_closed(f, deadline);
+            return 0;
+        }
+        iunlock(&f->lock);
         int64_t now = weft_now();
         if (deadline >= 0 && now >= deadline)
             return -ETIMEDOUT;
@@ -426,7 +492,7 @@ static int wait_kernel(struct fdstate *f, int fd, int events, int64_t deadline)
         struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
         struct pollfd p = {.fd = fd, .events = (short)events};
         int n = ppoll(&p, 1, &ts, NULL);
-        if (load_acquire(&f->closes) != closes)
+        if (load_acquire(&f->closes) != s->closes)
             return -EBADF;
         if (n > 0)
             return (p.revents & POLLNVAL) ? -EBADF : 0;
@@ -444,7 +510,7 @@ int weft_close(int fd)
         ilock(&f->lock);
         if (f->flags & FD_REGISTERED)
             epoll_ctl(load_relaxed(&epfd), EPOLL_CTL_DEL, fd, NULL);
-        store_relaxed(&f->flags, FD_CLOSING);
+        store_relaxed(&f->flags, (f->flags & FD_CLOSEWAIT) | FD_CLOSING);
         store_release(&f->closes, f->closes + 1); /* pairs with wait_kernel */
         struct iowait *list = claim_waiters(f, WEFT_IN | WEFT_OUT, (uintptr_t)(intptr_t)-EBADF);
         iunlock(&f->lock);
@@ -452,11 +518,14 @@ int weft_close(int fd)
     }
     int r = close(fd) < 0 ? -weft__errno_get() : 0;
     if (f) {
-        /* Until here a wrapper on this number fails with -EBADF without
-         * touching the file; from here it is a new file's number. */
+        /* From here the number may be a new file's: forget the old one's
+         * state and let the wrappers that waited for the close go on. */
         ilock(&f->lock);
-        store_relaxed(&f->flags, 0u);
+        bool waited = f->flags & FD_CLOSEWAIT;
+        store_release(&f->flags, 0u); /* pairs with closing_validate */
         iunlock(&f->lock);
+        if (waited)
+            weft__unpark_ex(f, -1, NULL, NULL);
     }
     return r == -EINTR ? 0 : r; /* Linux frees the fd even then */
 }
