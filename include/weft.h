@@ -425,8 +425,8 @@ enum { WEFT_IN = 1, WEFT_OUT = 4 };
  * Waits until fd is ready for any of events (WEFT_IN | WEFT_OUT) and
  * returns the ready ones among them (an error or hang-up on the fd makes
  * every asked event ready, as poll(2) does). -EINVAL for events naming
- * neither, -EBADF for a bad or weft_close'd fd, -ETIMEDOUT. May switch
- * threads.
+ * neither or other bits, -EBADF for a bad or weft_close'd fd, -ETIMEDOUT.
+ * May switch threads.
  */
 WEFT_API int weft_fdwait(int fd, int events, int64_t deadline);
 
@@ -461,7 +461,9 @@ WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flag
 /*
  * connect(2), waiting until the connection is made or fails: 0, or the
  * connection's error (-ECONNREFUSED, ...), or -ETIMEDOUT, after which the
- * socket may still be connecting: close it. May switch threads.
+ * socket may still be connecting: close it. An AF_UNIX listener whose
+ * backlog is full (EAGAIN) is retried, sleeping 50 us to 10 ms between
+ * tries, until the deadline. May switch threads.
  */
 WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
 
@@ -476,8 +478,9 @@ WEFT_API int weft_close(int fd);
 /*
  * A TCP socket listening on host:port (host NULL or "": every address,
  * IPv4 and IPv6; port 0: the kernel picks one, see getsockname) with
- * SO_REUSEADDR and the given backlog. Returns the fd (non-blocking,
- * close-on-exec), or a negative errno (-EINVAL for a bad port, -ENOENT for
+ * SO_REUSEADDR and the given backlog (0 or more; the kernel caps it at
+ * net.core.somaxconn). Returns the fd (non-blocking, close-on-exec), or a
+ * negative errno (-EINVAL for a bad port or a negative backlog, -ENOENT for
  * a host name that does not resolve). A name, not a numeric address, is
  * looked up on a separate kernel thread while the caller parks.
  * May switch threads.
@@ -485,8 +488,9 @@ WEFT_API int weft_close(int fd);
 WEFT_API int weft_tcp_listen(const char *host, int port, int backlog);
 
 /*
- * A TCP connection to host:port: each address host resolves to is tried in
- * turn until one connects or the deadline passes. Returns the fd
+ * A TCP connection to host:port (host NULL or "": 127.0.0.1; port 1 to
+ * 65535, else -EINVAL): each address host resolves to is tried in turn
+ * until one connects or the deadline passes. Returns the fd
  * (non-blocking, close-on-exec, TCP_NODELAY set), or the last address's
  * error, -ENOENT when host does not resolve, -ETIMEDOUT. Names are looked
  * up on a separate kernel thread (getaddrinfo) while the caller parks;

@@ -254,11 +254,16 @@ static ssize_t try_poll(int fd, void *c)
 
 int weft_fdwait(int fd, int events, int64_t deadline)
 {
-    events &= WEFT_IN | WEFT_OUT;
-    if (!events)
+    if (!(events & (WEFT_IN | WEFT_OUT)) || (events & ~(WEFT_IN | WEFT_OUT)))
         return -EINVAL;
     return (int)io_loop(fd, events, try_poll, &events, deadline);
 }
+
+/* A connect that got EAGAIN (an AF_UNIX listener with a full backlog:
+ * nothing in the kernel signals when it has room) sleeps and tries again,
+ * from 50 us doubling to 10 ms. */
+#define CONNECT_RETRY_MIN_NS 50000
+#define CONNECT_RETRY_MAX_NS 10000000
 
 int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline)
 {
@@ -268,12 +273,26 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     int r = weft__fd_nonblock(f, fd);
     if (r < 0)
         return r;
+    bool again = false; /* a connect of ours may be under way */
+    int64_t pause = CONNECT_RETRY_MIN_NS;
     while (connect(fd, addr, len) < 0) {
         int e = weft__errno_get();
-        if (e == EINTR)
-            continue; /* Linux: the connection goes on; the retry says so */
-        if (e == EISCONN)
+        if (e == EINTR) {
+            again = true; /* Linux: the connection goes on; the retry says so */
+            continue;
+        }
+        if (e == EISCONN && again)
             return 0;
+        if (e == EAGAIN) {
+            int64_t now = weft_now();
+            if (deadline >= 0 && (deadline == 0 || now >= deadline))
+                return -ETIMEDOUT;
+            int64_t until = now + pause;
+            weft_sleep(deadline >= 0 && deadline < until ? deadline : until);
+            if (pause < CONNECT_RETRY_MAX_NS)
+                pause *= 2;
+            continue;
+        }
         if (e != EINPROGRESS && e != EALREADY)
             return -e;
         r = weft_fdwait(fd, WEFT_OUT, deadline);

@@ -195,6 +195,8 @@ static int listen_on(const struct sockaddr *a, socklen_t len, int backlog)
 
 int weft_tcp_listen(const char *host, int port, int backlog)
 {
+    if (backlog < 0)
+        return -EINVAL;
     struct sockaddr_storage one;
     socklen_t len;
     struct lookup *q;
@@ -234,6 +236,8 @@ static int connect_to(const struct sockaddr *a, socklen_t len, int64_t deadline)
 
 int weft_tcp_connect(const char *host, int port, int64_t deadline)
 {
+    if (port == 0)
+        return -EINVAL; /* nobody listens on port 0 */
     struct sockaddr_storage one;
     socklen_t len;
     struct lookup *q;
