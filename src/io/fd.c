@@ -32,7 +32,7 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
         return weft__fd_err(fd);
     struct fdsnap s;
     s.closes = load_acquire(&f->closes); /* pairs with weft_close */
-    int r = weft__fd_nonblock(f, fd);
+    int r = weft__fd_nonblock(f, fd, s.closes);
     if (r < 0)
         return r;
     for (;;) {
@@ -270,7 +270,7 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
         return weft__fd_err(fd);
-    int r = weft__fd_nonblock(f, fd);
+    int r = weft__fd_nonblock(f, fd, load_acquire(&f->closes));
     if (r < 0)
         return r;
     bool again = false; /* a connect of ours may be under way */

@@ -47,8 +47,9 @@ struct fdstate *weft__fd_find(int fd);
 /* A fd this process just made (accept, socket): forget what an earlier open
  * file with this number left, and note it is non-blocking already. */
 void weft__fd_fresh(int fd, bool nonblocking);
-/* Makes fd non-blocking unless known to be. 0 or a negative errno. */
-int weft__fd_nonblock(struct fdstate *f, int fd);
+/* Makes fd non-blocking unless known to be. closes: f->closes read
+ * before (acquire). 0 or a negative errno. */
+int weft__fd_nonblock(struct fdstate *f, int fd, uint32_t closes);
 
 /*
  * What a wrapper saw of f before its try: the readiness sequences, read

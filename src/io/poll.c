@@ -186,7 +186,7 @@ void weft__fd_fresh(int fd, bool nonblocking)
     iunlock(&f->lock);
 }
 
-int weft__fd_nonblock(struct fdstate *f, int fd)
+int weft__fd_nonblock(struct fdstate *f, int fd, uint32_t closes)
 {
     uint32_t fl = load_relaxed(&f->flags);
     if (likely(fl & FD_NONBLOCK))
@@ -196,8 +196,11 @@ int weft__fd_nonblock(struct fdstate *f, int fd)
         return -weft__errno_get();
     if (!(o & O_NONBLOCK) && fcntl(fd, F_SETFL, o | O_NONBLOCK) < 0)
         return -weft__errno_get();
+    /* Remember it only if no weft_close came between: its reset of the
+     * flags must not be undone, or the number's next file, blocking,
+     * would be taken for non-blocking and block its worker. */
     ilock(&f->lock);
-    if (!(f->flags & FD_CLOSING))
+    if (f->closes == closes && !(f->flags & FD_CLOSING))
         store_relaxed(&f->flags, f->flags | FD_NONBLOCK);
     iunlock(&f->lock);
     return 0;
