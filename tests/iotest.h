@@ -26,6 +26,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <weft.h>

@@ -32,7 +32,6 @@
 #include "iotest.h"
 
 #include <arpa/inet.h>
-#include <stdbool.h>
 #include <sys/un.h>
 
 /* ---- helpers ----------------------------------------------------------- */
