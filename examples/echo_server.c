@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ static void *accept_loop(void *arg)
             weft_sleep(weft_after(WEFT_MS(10)));
             continue;
         }
+        int one = 1; /* answers go out at once, not held back by Nagle */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         int r = weft_spawn(NULL, serve, (void *)(intptr_t)fd, NULL); /* detached */
         if (r < 0) {
             fprintf(stderr, "echo_server: spawn: %s\n", strerror(-r));
