@@ -9,6 +9,7 @@
 #   memory  + Go (bench/go/memory.go), when `go` is on PATH
 #   chan    + Go (bench/go/chanpingpong.go, bench/go/chanfanout.go), when
 #             `go` is on PATH
+#   sleep   + Go (bench/go/sleep.go), when `go` is on PATH
 #   echo    + Go (bench/go/echo_server.go), when `go` is on PATH: the Go
 #             server's path is passed to bench/echo, which runs it beside
 #             the others and prints the ratios itself. echo also needs the
@@ -138,6 +139,12 @@ if have_go && build_go chanpingpong && build_go chanfanout; then
     ratio chan_1p4c.ratio_go chan_1p4c.go chan_1p4c.weft "weft/go throughput; above 1: weft faster"
 fi
 
+run_weft sleep
+if have_go && build_go sleep; then
+    run_optional "$dir/sleep_go"
+    ratio sleep_100k.ratio_go sleep_100k.weft sleep_100k.go "go/weft; above 1: weft faster"
+fi
+
 if have_go && build_go echo_server; then
     run_weft echo "$dir/echo_server_go"
 else
@@ -148,7 +155,7 @@ fi
 for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     case $name in
-    create_join | switch | skynet | memory | chan | echo) ;;
+    create_join | switch | skynet | memory | chan | sleep | echo) ;;
     *) run_weft "$name" ;;
     esac
 done
