@@ -430,7 +430,9 @@ enum { WEFT_IN = 1, WEFT_OUT = 4 };
  */
 WEFT_API int weft_fdwait(int fd, int events, int64_t deadline);
 
-/* read(2), readv(2), write(2), writev(2) as described above. n: iovecs.
+/* read(2), readv(2), write(2), writev(2) as described above. n: iovecs
+ * (0 to IOV_MAX, else -EINVAL). On a socket the writes are made with
+ * MSG_NOSIGNAL: a peer that has gone gives -EPIPE, never SIGPIPE.
  * May switch threads. */
 WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
 WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);

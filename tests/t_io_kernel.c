@@ -6,7 +6,9 @@
  *   main alone     main, before any weft thread exists: reads and writes
  *                  with data ready, -ETIMEDOUT for 0, a past time and a
  *                  deadline 20 ms away (not before it), accept and connect
- *                  through weft_tcp_listen/weft_tcp_connect, fdwait
+ *                  through weft_tcp_listen/weft_tcp_connect, fdwait;
+ *                  weft_write and weft_writev to a socket whose peer is
+ *                  gone give -EPIPE without raising SIGPIPE
  *   pthreads       a pthread blocked in weft_read is woken by another
  *                  pthread's weft_write; a blocked weft_accept by another
  *                  pthread's weft_tcp_connect; a writer blocked on a full
@@ -22,6 +24,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/uio.h>
 
 static void main_alone(void)
 {
@@ -51,6 +54,15 @@ static void main_alone(void)
     CHECK_ERR(weft_close(tp[1]), 0);
     CHECK_ERR(weft_close(sv[0]), 0);
     CHECK_ERR(weft_close(sv[1]), 0);
+
+    /* Writing to a socket whose peer is gone: -EPIPE, and no SIGPIPE,
+     * which main does not block and which would kill the process. */
+    io_unix_pair(sv);
+    CHECK_ERR(weft_close(sv[1]), 0);
+    CHECK_ERR(weft_write(sv[0], "x", 1, WEFT_FOREVER), -EPIPE);
+    struct iovec iov = {"y", 1};
+    CHECK_ERR(weft_writev(sv[0], &iov, 1, 0), -EPIPE);
+    CHECK_ERR(weft_close(sv[0]), 0);
     CHECK_EQ(weft_self(), 0);
 }
 

@@ -17,13 +17,20 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* What a try may need besides its own arguments. */
+struct io_ctx {
+    struct fdstate *f;
+    const struct fdsnap *s;
+};
+
 /* One try of a call: its result, or -errno. */
-typedef ssize_t (*io_try)(int fd, void *ctx);
+typedef ssize_t (*io_try)(int fd, const struct io_ctx *io, void *ctx);
 
 static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadline)
 {
@@ -31,13 +38,14 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
     if (!f)
         return weft__fd_err(fd);
     struct fdsnap s;
+    struct io_ctx io = {f, &s};
     s.closes = load_acquire(&f->closes); /* pairs with weft_close */
     int r = weft__fd_nonblock(f, fd, s.closes);
     if (r < 0)
         return r;
     for (;;) {
         weft__fd_snap(f, &s);
-        ssize_t n = try(fd, ctx);
+        ssize_t n = try(fd, &io, ctx);
         if (n != -EAGAIN) {
             if (n == -EINTR)
                 continue;
@@ -64,25 +72,42 @@ struct buf {
     int flags;
 };
 
-static ssize_t try_read(int fd, void *c)
+static ssize_t try_read(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
     return ret(read(fd, b->p, b->len));
 }
 
-static ssize_t try_write(int fd, void *c)
+/* A write to a socket whose peer has gone raises SIGPIPE, which kills
+ * the process from a kernel thread that does not block it; send with
+ * MSG_NOSIGNAL does the same write without the signal. Other fds answer
+ * ENOTSOCK once and use write(2) from then on. */
+static bool is_notsock(const struct io_ctx *io, ssize_t n)
+{
+    if (n != -ENOTSOCK)
+        return false;
+    weft__fd_learn(io->f, io->s->closes, FD_NOTSOCK);
+    return true;
+}
+
+static ssize_t try_write(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
+    if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
+        ssize_t n = ret(send(fd, b->p, b->len, MSG_NOSIGNAL));
+        if (!is_notsock(io, n))
+            return n;
+    }
     return ret(write(fd, b->p, b->len));
 }
 
-static ssize_t try_recv(int fd, void *c)
+static ssize_t try_recv(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
     return ret(recv(fd, b->p, b->len, b->flags));
 }
 
-static ssize_t try_send(int fd, void *c)
+static ssize_t try_send(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
     return ret(send(fd, b->p, b->len, b->flags | MSG_NOSIGNAL));
@@ -117,26 +142,36 @@ struct vec {
     int n;
 };
 
-static ssize_t try_readv(int fd, void *c)
+static ssize_t try_readv(int fd, const struct io_ctx *io, void *c)
 {
     struct vec *v = c;
     return ret(readv(fd, v->iov, v->n));
 }
 
-static ssize_t try_writev(int fd, void *c)
+static ssize_t try_writev(int fd, const struct io_ctx *io, void *c)
 {
     struct vec *v = c;
+    if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
+        struct msghdr m = {.msg_iov = (struct iovec *)v->iov, .msg_iovlen = (size_t)v->n};
+        ssize_t n = ret(sendmsg(fd, &m, MSG_NOSIGNAL));
+        if (!is_notsock(io, n))
+            return n;
+    }
     return ret(writev(fd, v->iov, v->n));
 }
 
 ssize_t weft_readv(int fd, const struct iovec *iov, int n, int64_t deadline)
 {
+    if (n < 0 || n > IOV_MAX)
+        return -EINVAL;
     struct vec v = {iov, n};
     return io_loop(fd, WEFT_IN, try_readv, &v, deadline);
 }
 
 ssize_t weft_writev(int fd, const struct iovec *iov, int n, int64_t deadline)
 {
+    if (n < 0 || n > IOV_MAX)
+        return -EINVAL;
     struct vec v = {iov, n};
     return io_loop(fd, WEFT_OUT, try_writev, &v, deadline);
 }
@@ -150,13 +185,13 @@ struct addrbuf {
     socklen_t alen;       /* sendto */
 };
 
-static ssize_t try_recvfrom(int fd, void *c)
+static ssize_t try_recvfrom(int fd, const struct io_ctx *io, void *c)
 {
     struct addrbuf *b = c;
     return ret(recvfrom(fd, b->p, b->len, b->flags, b->addr, b->addrlen));
 }
 
-static ssize_t try_sendto(int fd, void *c)
+static ssize_t try_sendto(int fd, const struct io_ctx *io, void *c)
 {
     struct addrbuf *b = c;
     return ret(sendto(fd, b->p, b->len, b->flags | MSG_NOSIGNAL, b->addr, b->alen));
@@ -181,13 +216,13 @@ struct msg {
     int flags;
 };
 
-static ssize_t try_recvmsg(int fd, void *c)
+static ssize_t try_recvmsg(int fd, const struct io_ctx *io, void *c)
 {
     struct msg *m = c;
     return ret(recvmsg(fd, m->m, m->flags));
 }
 
-static ssize_t try_sendmsg(int fd, void *c)
+static ssize_t try_sendmsg(int fd, const struct io_ctx *io, void *c)
 {
     struct msg *m = c;
     return ret(sendmsg(fd, m->m, m->flags | MSG_NOSIGNAL));
@@ -205,7 +240,7 @@ ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadli
     return io_loop(fd, WEFT_OUT, try_sendmsg, &m, deadline);
 }
 
-static ssize_t try_accept(int fd, void *c)
+static ssize_t try_accept(int fd, const struct io_ctx *io, void *c)
 {
     struct addrbuf *b = c;
     int s = accept4(fd, b->addr, b->addrlen, b->flags | SOCK_NONBLOCK);
@@ -233,7 +268,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, int64_
 
 /* ---- waiting for readiness itself -------------------------------------- */
 
-static ssize_t try_poll(int fd, void *c)
+static ssize_t try_poll(int fd, const struct io_ctx *io, void *c)
 {
     int *events = c;
     struct pollfd p = {.fd = fd, .events = (short)(*events | (*events & POLLIN ? POLLRDHUP : 0))};

@@ -16,6 +16,8 @@
 #define FD_CLOSING 4u    /* weft_close is under way (see poll.c, closing) */
 #define FD_CLOSEWAIT 8u  /* a thread waits on the parking lot, keyed by the
                             entry, for FD_CLOSING to clear */
+#define FD_NOTSOCK 16u   /* not a socket: weft_write uses write(2), not
+                            send(2) with MSG_NOSIGNAL */
 
 struct iowait;
 
@@ -50,6 +52,9 @@ void weft__fd_fresh(int fd, bool nonblocking);
 /* Makes fd non-blocking unless known to be. closes: f->closes read
  * before (acquire). 0 or a negative errno. */
 int weft__fd_nonblock(struct fdstate *f, int fd, uint32_t closes);
+/* Remembers flag (FD_NONBLOCK, FD_NOTSOCK: facts about the open file)
+ * unless a weft_close came since closes was read. */
+void weft__fd_learn(struct fdstate *f, uint32_t closes, uint32_t flag);
 
 /*
  * What a wrapper saw of f before its try: the readiness sequences, read

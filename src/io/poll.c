@@ -196,14 +196,19 @@ int weft__fd_nonblock(struct fdstate *f, int fd, uint32_t closes)
         return -weft__errno_get();
     if (!(o & O_NONBLOCK) && fcntl(fd, F_SETFL, o | O_NONBLOCK) < 0)
         return -weft__errno_get();
+    weft__fd_learn(f, closes, FD_NONBLOCK);
+    return 0;
+}
+
+void weft__fd_learn(struct fdstate *f, uint32_t closes, uint32_t flag)
+{
     /* Remember it only if no weft_close came between: its reset of the
      * flags must not be undone, or the number's next file, blocking,
      * would be taken for non-blocking and block its worker. */
     ilock(&f->lock);
     if (f->closes == closes && !(f->flags & FD_CLOSING))
-        store_relaxed(&f->flags, f->flags | FD_NONBLOCK);
+        store_relaxed(&f->flags, f->flags | flag);
     iunlock(&f->lock);
-    return 0;
 }
 
 /* ---- the epoll instance ------------------------------------------------ */
