@@ -241,12 +241,10 @@ static void *race_reader(void *arg)
 {
     struct racer *r = arg;
     char buf[8];
-    long total = 0;
     for (;;) {
         ssize_t n = weft_read(r->fd, buf, sizeof buf, WEFT_FOREVER);
         if (n <= 0)
             return U2P(n == 0 ? -1 : n); /* 0 would be end of file: wrong here */
-        total += n;
     }
 }
 
