@@ -8,15 +8,19 @@
  * fd number, is the other model for the table.
  *
  * Per fd (struct fdstate in io.h, in a table indexed by fd number whose
- * chunks are never moved or freed): a lock, flags (non-blocking set,
- * registered, being closed), two readiness sequence numbers rseq and wseq,
+ * chunks are never moved or freed): a lock, flags (facts learned about the
+ * open file: non-blocking set, not a socket; registered; being closed),
+ * a count of weft_closes, two readiness sequence numbers rseq and wseq,
  * and a FIFO of waiting threads (struct iowait on each waiter's stack: a
  * struct wait, sync.h, plus the events it waits for).
  *
  * Registration. The first wait on a fd adds it to the epoll set with
  * EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, under the fd's lock; it stays there
  * until weft_close (or close(2), which drops it from the set in the
- * kernel). No epoll_ctl per wait: the kernel reports every new edge.
+ * kernel). No epoll_ctl per wait: the kernel reports every new edge. Data
+ * that arrived between the wrapper's first EAGAIN and the registration is
+ * not lost: EPOLL_CTL_ADD checks the fd's state and queues an event at
+ * once for what is ready already.
  *
  * No lost edge. A wrapper reads seq = (rseq, wseq) with acquire, then
  * makes its system call. On EAGAIN it takes the fd's lock and compares
