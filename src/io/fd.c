@@ -13,6 +13,14 @@
  * The deadline is checked only after an EAGAIN, so a deadline of 0 makes
  * exactly one try, and -ETIMEDOUT comes either from that check or from the
  * wait's timer, both at or after the deadline.
+ *
+ * Rejected: skipping the try when the last read came back short and no
+ * edge has come since. In a request/response loop that try is the one
+ * EAGAIN of three system calls per round trip (read, write, read), and an
+ * epoll event loop does without it. But a short read does not prove the
+ * socket empty: TCP stops a read at urgent data, and a FIN that arrived
+ * with the data is read as 0 only by the next call. The edge for what
+ * remains was consumed already, so the skipped try would sleep for ever.
  */
 #include "io/io.h"
 
