@@ -133,7 +133,7 @@ check: build/runner $(OPT_TESTS) $(ASAN_TESTS) $(TSAN_TESTS)
 check-tsan: build/runner $(TSAN_TESTS)
 	$(TSAN_NO_ASLR) $(RUN_TESTS) $(TSAN_RUNS)
 
-bench: $(BENCHES)
+bench: $(BENCHES) $(EXAMPLES)
 	@bench/run.sh build/opt/bench
 
 run: lib build/opt/examples/demo

@@ -9,6 +9,11 @@
 #   memory  + Go (bench/go/memory.go), when `go` is on PATH
 #   chan    + Go (bench/go/chanpingpong.go, bench/go/chanfanout.go), when
 #             `go` is on PATH
+#   sleep   + Go (bench/go/sleep.go), when `go` is on PATH
+#   echo    + Go (bench/go/echo_server.go), when `go` is on PATH: the Go
+#             server's path is passed to bench/echo, which runs it beside
+#             the others and prints the ratios itself. echo also needs the
+#             examples (echo_server, echo_client) built beside DIR.
 #
 # Optional baselines are built into DIR. A missing or broken optional
 # baseline prints one line and is skipped; only a failing weft benchmark makes
@@ -44,7 +49,7 @@ ratio() {
     fi
 }
 
-# run_weft NAME: runs DIR/NAME, appending its output to the log.
+# run_weft NAME [ARG...]: runs DIR/NAME ARG..., appending its output to the log.
 run_weft() {
     echo
     echo "== $1 =="
@@ -53,7 +58,7 @@ run_weft() {
         failed+=("$1")
         return
     fi
-    if ! "$dir/$1" 2>&1 | tee -a "$log"; then
+    if ! "$dir/$1" "${@:2}" 2>&1 | tee -a "$log"; then
         echo "$1: FAILED"
         failed+=("$1")
     fi
@@ -134,11 +139,23 @@ if have_go && build_go chanpingpong && build_go chanfanout; then
     ratio chan_1p4c.ratio_go chan_1p4c.go chan_1p4c.weft "weft/go throughput; above 1: weft faster"
 fi
 
+run_weft sleep
+if have_go && build_go sleep; then
+    run_optional "$dir/sleep_go"
+    ratio sleep_100k.ratio_go sleep_100k.weft sleep_100k.go "go/weft; above 1: weft faster"
+fi
+
+if have_go && build_go echo_server; then
+    run_weft echo "$dir/echo_server_go"
+else
+    run_weft echo
+fi
+
 # Any other benchmark program, added later, runs after these.
 for src in "$here"/*.c; do
     name=$(basename "$src" .c)
     case $name in
-    create_join | switch | skynet | memory | chan) ;;
+    create_join | switch | skynet | memory | chan | sleep | echo) ;;
     *) run_weft "$name" ;;
     esac
 done

@@ -25,6 +25,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -395,6 +398,115 @@ typedef struct weft_chan_op {
  * threads.
  */
 WEFT_API int weft_chan_select(weft_chan_op *ops, int n, int64_t deadline);
+
+/* ---- I/O ----------------------------------------------------------------
+ *
+ * Wrappers of the POSIX calls on fds (sockets, pipes, ttys, eventfds: what
+ * epoll can watch) that park the calling weft thread instead of blocking
+ * its worker. Each tries the call; while it would block (EAGAIN), the
+ * thread waits for the fd to become ready, until the deadline. Results are
+ * POSIX's with errors as negative errno: a read returns what one read(2)
+ * returned (0 at end of file, a short count when less was there), a write
+ * what one write(2) wrote once the fd was writable (a short count when the
+ * kernel took only part; the wrappers do not loop); -ECONNRESET, -EPIPE
+ * and the rest as the kernel reports them. -ETIMEDOUT when the deadline
+ * passes first, never before it; a deadline of 0 tries once.
+ *
+ * The first wrapper call on a fd sets O_NONBLOCK on its open file (shared
+ * with every fd duplicated from it and with other processes holding it)
+ * and weft remembers that by fd number; close such fds with weft_close,
+ * which also wakes their waiters. A fd closed with close(2) leaves weft's
+ * record of the number behind, and a later file given that number must
+ * then not be used with the wrappers (those made by weft_accept,
+ * weft_tcp_listen and weft_tcp_connect are fine: weft starts them afresh).
+ *
+ * From a plain kernel thread (main, a foreign pthread) the wrappers block
+ * that kernel thread in poll(2); weft_close wakes it within 50 ms.
+ * Regular files are always "ready" to the kernel: reading one blocks the
+ * worker, as read(2) would.
+ */
+
+/* Events of weft_fdwait; the values of poll(2)'s POLLIN and POLLOUT. */
+enum { WEFT_IN = 1, WEFT_OUT = 4 };
+
+/*
+ * Waits until fd is ready for any of events (WEFT_IN | WEFT_OUT) and
+ * returns the ready ones among them (an error or hang-up on the fd makes
+ * every asked event ready, as poll(2) does). -EINVAL for events naming
+ * neither or other bits, -EBADF for a bad or weft_close'd fd, -ETIMEDOUT.
+ * May switch threads.
+ */
+WEFT_API int weft_fdwait(int fd, int events, int64_t deadline);
+
+/* read(2), readv(2), write(2), writev(2) as described above. n: iovecs
+ * (0 to IOV_MAX, else -EINVAL). On a socket the writes are made with
+ * MSG_NOSIGNAL: a peer that has gone gives -EPIPE, never SIGPIPE.
+ * May switch threads. */
+WEFT_API ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_write(int fd, const void *buf, size_t len, int64_t deadline);
+WEFT_API ssize_t weft_readv(int fd, const struct iovec *iov, int n, int64_t deadline);
+WEFT_API ssize_t weft_writev(int fd, const struct iovec *iov, int n, int64_t deadline);
+
+/* recv(2), send(2), recvfrom(2), sendto(2), recvmsg(2), sendmsg(2); flags
+ * as theirs (MSG_DONTWAIT makes no difference: the fd is non-blocking).
+ * send* add MSG_NOSIGNAL: a closed peer gives -EPIPE, never SIGPIPE.
+ * May switch threads. */
+WEFT_API ssize_t weft_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+WEFT_API ssize_t weft_send(int fd, const void *buf, size_t len, int flags, int64_t deadline);
+WEFT_API ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
+                               socklen_t *addrlen, int64_t deadline);
+WEFT_API ssize_t weft_sendto(int fd, const void *buf, size_t len, int flags,
+                             const struct sockaddr *addr, socklen_t addrlen, int64_t deadline);
+WEFT_API ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline);
+WEFT_API ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadline);
+
+/*
+ * accept4(2) on a listening socket: waits for a connection and returns its
+ * fd, always non-blocking (flags: SOCK_CLOEXEC; SOCK_NONBLOCK is implied).
+ * May switch threads.
+ */
+WEFT_API int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags,
+                         int64_t deadline);
+
+/*
+ * connect(2), waiting until the connection is made or fails: 0, or the
+ * connection's error (-ECONNREFUSED, ...), or -ETIMEDOUT, after which the
+ * socket may still be connecting: close it. An AF_UNIX listener whose
+ * backlog is full (EAGAIN) is retried, sleeping 50 us to 10 ms between
+ * tries, until the deadline. May switch threads.
+ */
+WEFT_API int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline);
+
+/*
+ * Closes fd: every thread waiting on it in a wrapper wakes with -EBADF,
+ * the fd leaves the epoll set, then close(2). Returns 0 or close's error
+ * (-EBADF for a fd that is not open). A wrapper called on fd afterwards
+ * gets -EBADF from the kernel, until the number is reused.
+ */
+WEFT_API int weft_close(int fd);
+
+/*
+ * A TCP socket listening on host:port (host NULL or "": every address,
+ * IPv4 and IPv6; port 0: the kernel picks one, see getsockname) with
+ * SO_REUSEADDR and the given backlog (0 or more; the kernel caps it at
+ * net.core.somaxconn). Returns the fd (non-blocking, close-on-exec), or a
+ * negative errno (-EINVAL for a bad port or a negative backlog, -ENOENT for
+ * a host name that does not resolve). A name, not a numeric address, is
+ * looked up on a separate kernel thread while the caller parks.
+ * May switch threads.
+ */
+WEFT_API int weft_tcp_listen(const char *host, int port, int backlog);
+
+/*
+ * A TCP connection to host:port (host NULL or "": 127.0.0.1; port 1 to
+ * 65535, else -EINVAL): each address host resolves to is tried in turn
+ * until one connects or the deadline passes. Returns the fd
+ * (non-blocking, close-on-exec, TCP_NODELAY set), or the last address's
+ * error, -ENOENT when host does not resolve, -ETIMEDOUT. Names are looked
+ * up on a separate kernel thread (getaddrinfo) while the caller parks;
+ * numeric addresses are not looked up. May switch threads.
+ */
+WEFT_API int weft_tcp_connect(const char *host, int port, int64_t deadline);
 
 #ifdef __cplusplus
 }

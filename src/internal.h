@@ -415,5 +415,26 @@ bool weft__any_runnable(void);
 
 /* Worker kernel threads (sched/worker.c). */
 int weft__workers_start(void);
+/* An idle M stops being idle (undoes its parked / nidle accounting). */
+void weft__idle_leave(struct kthread *k);
+
+/* ---- the I/O poller's hooks for the scheduler (io/poll.c) -------------- */
+
+/* Called by an idle M after it announced itself idle and found no work: if
+ * the epoll set exists and no other M sleeps in epoll_wait, sleeps there
+ * until an event, a kthread_wake or deadline (its nearest timer, -1: none),
+ * then leaves idleness (weft__idle_leave) and readies the woken threads;
+ * returns true. Returns false at once when the M should park on its futex. */
+bool weft__io_idle(struct kthread *k, int64_t deadline);
+/* kthread_wake's hook, after it cleared k->parked: if k sleeps in
+ * epoll_wait, wakes it through the eventfd and returns true. */
+bool weft__io_kick(struct kthread *k);
+/* A busy worker's periodic non-blocking poll (every 64th tick). */
+void weft__io_poll_busy(uint32_t tick);
+/* A spinning M's non-blocking poll; the woken threads go to its worker.
+ * Does nothing while another M sleeps in epoll_wait. */
+void weft__io_poll_spin(void);
+/* The monitor's: polls without blocking if nobody has for 10 ms. */
+void weft__io_poll_stale(int64_t now);
 
 #endif

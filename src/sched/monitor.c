@@ -1,7 +1,8 @@
 /*
  * monitor.c - a kernel thread that watches the workers from outside.
  *
- * Today it does two things: it wakes an idle worker when runnable threads
+ * Today it does three things: it polls for I/O when no worker has for 10 ms
+ * (io/poll.c: a worker running one long thread polls nobody), it wakes an idle worker when runnable threads
  * have waited for a tick while workers sleep (a thread handed to a busy
  * worker's runnext slot wakes nobody, to keep hand-offs cheap; this bounds
  * how long it can wait), and it runs the reaper that unmaps cached stacks
@@ -31,6 +32,7 @@ static void *monitor_main(void *arg)
     for (;;) {
         int64_t now = weft_now();
         weft__cache_trim(now);
+        weft__io_poll_stale(now);
         if (load_seq(&rt->nidle) && !load_seq(&rt->nspinning) && weft__any_runnable())
             weft__wakep();
 

@@ -14,7 +14,8 @@
  * finished, its stack reused. A finished detached thread is freed right
  * there, since nobody else will.
  *
- * Order of picking (sched_pick): every 16th pick, expired timers, the
+ * Order of picking (sched_pick): every 16th pick, expired timers, a
+ * non-blocking I/O poll (every 64th pick, io/poll.c), the
  * debug-migrate inbox, the global queue (every 64th pick, so a busy worker
  * never starves it) and the ring (so neither runnext hand-offs nor a stream
  * of spawns starve it); then runnext; the spawn deque, newest first; the
@@ -176,6 +177,7 @@ static struct uthread *pick_periodic(struct worker *w, uint32_t tick)
     struct uthread *ut;
     if (load_relaxed(&w->nheap))
         weft__timers_run(w, weft_now());
+    weft__io_poll_busy(tick); /* ready I/O is not starved by busy threads */
     if (unlikely(weft__rt.debug_migrate) && (ut = inbox_get(w)))
         return ut;
     if ((tick & 63) == 0 && (ut = global_get(w)))

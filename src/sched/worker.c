@@ -6,11 +6,14 @@
  * sched_pick, and when there are none it looks for work in three stages:
  *
  *   1. spin: a few dozen rounds of stealing half of another worker's ring,
- *      checking the global queue and its own timers; runnext slots are
+ *      checking the global queue, its own timers and (every 8th round,
+ *      without blocking) the I/O poller; runnext slots are
  *      taken only in the last round, so a hand-off between two threads on
  *      a busy worker is not broken up by an idle one;
  *   2. park: announce itself idle, check everything once more, then sleep
- *      on a futex until woken or until its earliest timer;
+ *      on a futex until woken or until its earliest timer; or, if it is
+ *      the one idle M that polls for I/O, in epoll_wait (io/poll.c), where
+ *      kthread_wake reaches it through an eventfd;
  *   3. wake: whoever woke it already took it off the idle count.
  *
  * No lost wake-ups. A thread that makes work (weft__ready, spawn from a
@@ -45,7 +48,9 @@ bool kthread_wake(struct kthread *k)
     if (!load_relaxed(&k->parked) || !cas_seq(&k->parked, &one, 0))
         return false;
     fetch_sub_seq(&weft__rt.nidle, 1);
-    weft__futex_wake(&k->parked, 1);
+    /* Cleared parked, then reads who polls: pairs with weft__io_idle. */
+    if (!weft__io_kick(k))
+        weft__futex_wake(&k->parked, 1);
     return true;
 }
 
@@ -87,6 +92,8 @@ static struct uthread *spin(struct kthread *k)
     struct uthread *ut = NULL;
     for (int round = 0; round < SPIN_ROUNDS && !ut; round++) {
         ut = steal_round(w, round == SPIN_ROUNDS - 1);
+        if (!ut && (round & 7) == 0)
+            weft__io_poll_spin(); /* readies I/O waiters here (io/poll.c) */
         if (!ut)
             ut = sched_pick(w);
         for (int i = 0; !ut && i < 64; i++)
@@ -106,7 +113,7 @@ static bool work_visible(struct worker *w)
     return next >= 0 && next <= weft_now();
 }
 
-static void leave_idle(struct kthread *k)
+void weft__idle_leave(struct kthread *k)
 {
     uint32_t one = 1;
     /* If a waker got here first it already took us off the count. */
@@ -121,15 +128,18 @@ static void idle(struct kthread *k)
     store_seq(&k->parked, 1);
     fetch_add_seq(&rt->nidle, 1);
     if (work_visible(k->w)) {
-        leave_idle(k);
+        weft__idle_leave(k);
         return;
     }
     int64_t deadline = weft__timers_next(k->w);
+    /* One idle M sleeps in epoll_wait instead (io/poll.c). */
+    if (weft__io_idle(k, deadline))
+        return;
     while (load_acquire(&k->parked)) {
         if (weft__futex_wait(&k->parked, 1, deadline) == -ETIMEDOUT)
             break;
     }
-    leave_idle(k);
+    weft__idle_leave(k);
 }
 
 static void *kthread_main(void *arg)
