@@ -232,6 +232,9 @@ struct worker {
     int id;
     struct kthread *k;                   /* the kernel thread running it */
     uint32_t tick;                       /* owner only: schedules so far */
+    bool ready_fifo;                     /* owner only: weft__ready queues at
+                                            the ring's tail, not runnext
+                                            (timers_run: deadline order) */
 
     /* Timers: a min-heap on when. */
     struct ilock tlock;

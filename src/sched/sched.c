@@ -349,6 +349,11 @@ void weft__ready(struct uthread *ut)
         /* Hand-off: ut runs next on this worker. What it displaces goes to
          * the ring, where an idle worker may steal it. */
         struct worker *w = weft__worker();
+        if (unlikely(w->ready_fifo)) {
+            runq_put(w, ut);
+            weft__wakep();
+            return;
+        }
         struct uthread *old = xchg_acq_rel(&w->runnext, ut);
         if (old) {
             runq_put(w, old);

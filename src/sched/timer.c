@@ -100,10 +100,15 @@ void weft__timer_cancel(struct timer *t)
 int weft__timers_run(struct worker *w, int64_t now)
 {
     int n = 0;
+    /* Threads whose deadlines passed together run in deadline order: each
+     * goes to the ring's tail, not to runnext, where the next would
+     * displace it (sched.c, weft__ready). */
+    w->ready_fifo = true;
     for (;;) {
         ilock(&w->tlock);
         if (w->nheap == 0 || w->heap[0]->when > now) {
             iunlock(&w->tlock);
+            w->ready_fifo = false;
             return n;
         }
         struct timer *t = w->heap[0];
