@@ -127,6 +127,21 @@ WEFT_API void weft_yield(void);
 /* Ends the calling weft thread with result. Aborts when called outside one. */
 WEFT_API WEFT_NORETURN void weft_exit(void *result);
 
+/* ---- blocking calls and preemption ------------------------------------ */
+
+/*
+ * Runs fn(arg) where it may block its kernel thread (a library's own waits,
+ * a system call weft has no wrapper for, a regular file) without stalling
+ * other weft threads: the worker is marked, and if fn lasts longer than
+ * about 20 us the monitor gives the worker's other threads to a spare
+ * kernel thread. Returns what fn returned; -EINVAL if fn is NULL. Inside
+ * fn the caller is a plain kernel thread to weft: weft calls block the
+ * kernel thread, weft_self() is 0. From a plain kernel thread it just
+ * calls fn. May switch threads (after fn returns).
+ */
+WEFT_API int64_t weft_blocking(int64_t (*fn)(void *), void *arg);
+
+
 /* ---- parking: a futex for user threads --------------------------------- */
 
 /*

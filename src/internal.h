@@ -13,12 +13,15 @@
  *
  *   struct worker   a P: a scheduling context with a local run queue, a
  *                   hand-off slot (runnext), a timer heap and a descriptor
- *                   cache. Today each worker is run by exactly one kernel
- *                   thread (its M, struct kthread) for the process's life.
+ *                   cache. One kernel thread (its M, struct kthread) runs
+ *                   it at a time. The M changes only when the monitor takes
+ *                   the worker from an M stuck in a blocking section and
+ *                   gives it to a spare M (sched/handoff.c).
  *
  *   struct kthread  an M: one kernel thread. It has its own scheduler
  *                   context ("g0", the kernel thread's native stack), which
- *                   runs the idle loop, and the thread it is running.
+ *                   runs the idle loop, and the thread it is running. An M
+ *                   without a worker is a spare, waiting to be given one.
  *
  * Thread states are implicit: a thread is running (some kthread's cur),
  * runnable (in exactly one run queue, runnext slot, global queue or inbox),
@@ -42,6 +45,7 @@
 #include "base/futex.h"
 #include "base/panic.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -202,6 +206,8 @@ void weft__thread_free_detached(struct uthread *ut);
 /* Overflow reports (thread/overflow.c). */
 void weft__overflow_init(void);
 void weft__overflow_thread_init(struct kthread *k);
+/* Gives back what init made, for a kernel thread that exits. */
+void weft__overflow_thread_fini(struct kthread *k);
 _Noreturn void weft__overflow_report(struct uthread *ut);
 
 /* ---- scheduler (sched/) ------------------------------------------------ */
@@ -230,8 +236,11 @@ struct worker {
     struct uthread *spawnq[SPAWNQ_SIZE]; /* atomic entries */
 
     int id;
-    struct kthread *k;                   /* the kernel thread running it */
-    uint32_t tick;                       /* owner only: schedules so far */
+    struct kthread *k;                   /* atomic: the kernel thread running
+                                            it; changed only by the monitor
+                                            at a hand-off (handoff.c) */
+    uint32_t tick;                       /* owner only: schedules so far;
+                                            read racily by the monitor */
     bool ready_fifo;                     /* owner only: weft__ready queues at
                                             the ring's tail, not runnext
                                             (timers_run: deadline order) */
@@ -241,6 +250,19 @@ struct worker {
     struct timer **heap;                 /* tlock */
     int32_t nheap;                       /* tlock; read racily as a hint */
     int32_t heap_cap;                    /* tlock */
+
+    /* Blocking sections (handoff.c). pstate is
+     * epoch << 2 | P_RUN or P_BLOCKING: the owning M stores P_BLOCKING
+     * around a call that may block its kernel thread and CASes it back;
+     * the monitor may instead CAS it to (epoch + 1) | P_RUN and give the
+     * worker to a spare M. The epoch makes the old M's CAS fail even if the
+     * new M is in a blocking section of its own by then. */
+    uint32_t pstate;                     /* atomic */
+    uint32_t block_seq;                  /* atomic: written by the owner,
+                                            bumped at each blocking section */
+    /* Monitor only: what it saw at its previous look. */
+    uint32_t mon_seq;
+    int64_t mon_seq_since;
 
     /* Debug-migrate inbox: threads sent here by other workers. */
     struct ilock inbox_lock;
@@ -257,7 +279,11 @@ struct kthread {
     struct uthread *cur;       /* running user thread; NULL in g0 */
     struct uthread *prev;      /* thread this kthread just switched away from;
                                   finish_switch hands it over */
-    struct worker *w;
+    struct worker *w;          /* the worker it runs; NULL for a spare and
+                                  for an M whose worker was handed off while
+                                  it blocked. Written by the M itself, or by
+                                  the monitor while the M waits as a spare
+                                  (published by spare_word) */
     struct uthread *handoff;   /* owner only: a thread a user context picked
                                   while it was still being saved; g0 runs it */
     uint32_t parked;           /* atomic; 1 while idle-parked on a futex */
@@ -270,6 +296,12 @@ struct kthread {
     int *errno_p;              /* this kernel thread's errno; saved in and
                                   restored from uthread.err at switches */
     int id;
+    int tid;                   /* atomic: kernel thread id (gettid), for
+                                  /proc; stored by the M when it starts */
+    pthread_t pt;              /* for pthread_kill (preemption) */
+    struct kthread *spare_next; /* rt.spare_lock: the spare list, or the
+                                   list of structs of Ms that exited */
+    uint32_t spare_word;       /* atomic futex word: SPARE_* (handoff.c) */
 } __attribute__((aligned(64)));
 
 struct runtime {
@@ -279,7 +311,6 @@ struct runtime {
     size_t stack_size;         /* default stack */
     bool debug_migrate;        /* WEFT_DEBUG=migrate */
     struct worker *workers;
-    struct kthread *kthreads;
 
     /* The global run queue: overflow of local queues and wakes from
      * kernel threads that are not workers. */
@@ -293,6 +324,18 @@ struct runtime {
 
     uint32_t monitor_word;     /* atomic futex word the monitor sleeps on */
     uint32_t monitor_sleeping; /* atomic */
+    uint32_t monitor_fast;     /* atomic seq_cst: a blocking section was seen
+                                  lately, so the monitor ticks every 20 us */
+
+    /* Kernel threads beyond the workers (handoff.c). */
+    struct ilock spare_lock;
+    struct kthread *spares;    /* spare_lock: Ms waiting for a worker */
+    struct kthread *dead;      /* spare_lock: structs of Ms that exited,
+                                  reused by the next M made */
+    uint32_t nkthreads;        /* atomic: Ms alive */
+    uint32_t spare_coming;     /* atomic: Ms made that have not yet put
+                                  themselves on the spare list */
+
 };
 
 extern struct runtime weft__rt WEFT_HIDDEN;
@@ -414,12 +457,56 @@ bool weft__cache_trim_pending(void);
 int weft__stack_size_ok(size_t size);
 void weft__monitor_start(void);
 void weft__monitor_kick(void);
+/* Wakes the monitor from any sleep, to look at blocking sections now. */
+void weft__monitor_wake(void);
 bool weft__any_runnable(void);
 
 /* Worker kernel threads (sched/worker.c). */
 int weft__workers_start(void);
+/* Makes a kernel thread that runs w (NULL: one that starts as a spare);
+ * NULL if none could be made. */
+struct kthread *weft__kthread_new(struct worker *w);
 /* An idle M stops being idle (undoes its parked / nidle accounting). */
 void weft__idle_leave(struct kthread *k);
+
+/* ---- blocking sections and spare kernel threads (sched/handoff.c) ------ */
+
+#define P_RUN 0u
+#define P_BLOCKING 1u
+#define P_EPOCH 4u /* pstate's epoch unit */
+
+/* One blocking section: what weft__blocking_enter saw, for leave. */
+struct blocking {
+    struct kthread *k; /* NULL: the caller is not a weft thread */
+    uint32_t pstate;   /* the worker's pstate before the section */
+};
+
+/*
+ * The calling thread is about to make a call that may block its kernel
+ * thread and that weft cannot turn into a park (weft_blocking, file I/O).
+ * On a weft thread it marks the worker, so that the monitor can hand it to
+ * a spare kernel thread if the call lasts (about 20 us), and until
+ * weft__blocking_leave the caller is a plain kernel thread to weft: weft
+ * calls it makes block the kernel thread, and weft_self() is 0. Elsewhere
+ * it does nothing. Does not switch threads.
+ */
+void weft__blocking_enter(struct blocking *b);
+/* Ends the section. If the worker was handed off meanwhile, the caller
+ * queues itself to run on whichever worker takes it. May switch threads. */
+void weft__blocking_leave(struct blocking *b);
+/* The monitor's look at blocking sections: hands off the workers stuck in
+ * one. Returns whether any worker is in one. */
+bool weft__handoff_scan(int64_t now);
+/* An M without a worker waits until given one (true) or until it has
+ * been spare for long and should exit (false). born: its first wait, as a
+ * new M the monitor asked for. */
+bool weft__spare_wait(struct kthread *k, bool born);
+/* An M whose worker was handed off during a blocking section: queues its
+ * thread for another worker and switches to g0 (sched.c). */
+void weft__sched_lost_worker(struct kthread *k);
+/* The M of the blocking section the calling kernel thread is in, or NULL
+ * (its tls_k is NULL then; the overflow report still finds the thread). */
+extern __thread struct kthread *weft__tls_blocking __attribute__((tls_model("initial-exec")));
 
 /* ---- the I/O poller's hooks for the scheduler (io/poll.c) -------------- */
 

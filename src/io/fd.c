@@ -53,7 +53,15 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
         return r;
     for (;;) {
         weft__fd_snap(f, &s);
-        ssize_t n = try(fd, &io, ctx);
+        ssize_t n;
+        if (unlikely(load_relaxed(&f->flags) & FD_FILE)) {
+            struct blocking b; /* a disk may take its time */
+            weft__blocking_enter(&b);
+            n = try(fd, &io, ctx);
+            weft__blocking_leave(&b);
+        } else {
+            n = try(fd, &io, ctx);
+        }
         if (n != -EAGAIN) {
             if (n == -EINTR)
                 continue;

@@ -18,6 +18,10 @@
                             entry, for FD_CLOSING to clear */
 #define FD_NOTSOCK 16u   /* not a socket: weft_write uses write(2), not
                             send(2) with MSG_NOSIGNAL */
+#define FD_FILE 32u      /* a regular file, block device or directory:
+                            never "not ready", so every call may block the
+                            kernel thread and runs in a blocking section
+                            (sched/handoff.c) */
 
 struct iowait;
 

@@ -120,6 +120,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FD_CHUNK_SHIFT 10
@@ -200,7 +201,12 @@ int weft__fd_nonblock(struct fdstate *f, int fd, uint32_t closes)
         return -weft__errno_get();
     if (!(o & O_NONBLOCK) && fcntl(fd, F_SETFL, o | O_NONBLOCK) < 0)
         return -weft__errno_get();
-    weft__fd_learn(f, closes, FD_NONBLOCK);
+    /* O_NONBLOCK means nothing to a file on disk: its calls block. */
+    struct stat st;
+    uint32_t learned = FD_NONBLOCK;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode)))
+        learned |= FD_FILE | FD_NOTSOCK;
+    weft__fd_learn(f, closes, learned);
     return 0;
 }
 

@@ -2,8 +2,8 @@
  * init.c - starting the runtime, explicitly (weft_init) or on first use.
  *
  * Configuration, later sources winning: the defaults (one worker per CPU
- * the process may run on, 64 KiB stacks), weft_init's config, then the
- * environment: WEFT_WORKERS=n and WEFT_DEBUG=migrate.
+ * the process may run on, 64 KiB stacks), weft_init's
+ * config, then the environment: WEFT_WORKERS=n and WEFT_DEBUG=migrate.
  */
 #include "internal.h"
 

@@ -200,7 +200,8 @@ static struct uthread *pick_slow(struct worker *w)
 
 __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *w)
 {
-    uint32_t tick = ++w->tick;
+    uint32_t tick = w->tick + 1;
+    store_relaxed(&w->tick, tick);
     struct uthread *ut;
     if (unlikely((tick & 15) == 0) && (ut = pick_periodic(w, tick)))
         return ut;
@@ -241,7 +242,7 @@ static inline __attribute__((always_inline)) void *switch_prepare(struct kthread
     if (next) {
         store_relaxed(&k->cur, next);
         if (unlikely(weft__rt.debug_migrate)) /* the only reader: migrate() */
-            next->last_worker = (int16_t)k->id;
+            next->last_worker = (int16_t)k->w->id;
         fiber_leave(fake, STACK_BOUNDS(next));
         tsan_fiber_switch(next->tsan_fiber);
         return next->sp;
@@ -275,6 +276,21 @@ void weft__sched_run(struct kthread *k, struct uthread *ut)
     finish_switch(k);
 }
 
+void weft__sched_lost_worker(struct kthread *k)
+{
+    /* The monitor gave k's worker to another M while k blocked (see
+     * handoff.c); k has none now, so the thread goes where any worker can
+     * take it and k switches to g0, which waits as a spare. Published by
+     * the global queue's lock, as in yield_slow. */
+    k->w = NULL;
+    weft__kthread_set(k);
+    struct uthread *ut = k->cur;
+    store_relaxed(&ut->switching, 1);
+    global_push(ut, ut, 1);
+    weft__wakep();
+    switch_away(k, ut, NULL);
+}
+
 void weft__park_current(struct uthread *ut)
 {
     /* As in weft_yield, nothing is kept across a call: the canary is
@@ -306,7 +322,7 @@ void *weft__exit_switch(struct uthread *ut, struct uthread *next)
          * skipping the queue saves two atomics. Not on the picks that run
          * the periodic checks, nor in migrate mode, which must send next
          * elsewhere. */
-        w->tick++;
+        store_relaxed(&w->tick, w->tick + 1);
     } else {
         weft__ready(next);
         next = sched_pick(w);
@@ -334,7 +350,7 @@ static void migrate(struct uthread *ut)
     /* Store-then-load, as in weft__wakep: the push must be visible before
      * we read whether the target sleeps (worker.c, no lost wake-up). */
     fence_seq();
-    kthread_wake(w->k);
+    kthread_wake(load_acquire(&w->k)); /* pairs with the hand-off (handoff.c) */
 }
 
 void weft__ready(struct uthread *ut)
@@ -439,7 +455,7 @@ void weft_yield(void)
     uint32_t h = load_acquire(&w->head); /* as in runq_get */
     uint32_t t = w->tail;
     if (h == t) {
-        w->tick = tick;
+        store_relaxed(&w->tick, tick);
         return; /* nobody else to run */
     }
     /* The head leaves before the caller is queued, so even a full ring has
@@ -451,7 +467,7 @@ void weft_yield(void)
         yield_slow(k, ut); /* a thief took it */
         return;
     }
-    w->tick = tick;
+    store_relaxed(&w->tick, tick);
     /* On a lone worker nobody else can resume ut before its registers
      * are saved, so it needs no switching flag (switch_prepare's lone). */
     bool lone = weft__rt.nworkers == 1;

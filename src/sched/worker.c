@@ -1,9 +1,13 @@
 /*
  * worker.c - the kernel threads that run user threads, and how they idle.
  *
- * Each kernel thread (M) runs one worker (P) for the process's life. Its
- * own stack is the scheduler context (g0): it runs user threads picked by
- * sched_pick, and when there are none it looks for work in three stages:
+ * Each kernel thread (M) runs one worker (P) at a time; at start there is
+ * one M per worker. More Ms are made only by the monitor, to take over the
+ * worker of an M stuck in a blocking section (handoff.c); an M that lost
+ * its worker that way waits as a spare, and exits after a while unused.
+ * An M's own stack is the scheduler context (g0): it runs user threads
+ * picked by sched_pick, and when there are none it looks for work in three
+ * stages:
  *
  *   1. spin: a few dozen rounds of stealing half of another worker's ring,
  *      checking the global queue, its own timers and (every 8th round,
@@ -38,6 +42,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SPIN_ROUNDS 32
 
@@ -62,9 +67,13 @@ void weft__wakep(void)
     if (!load_seq(&rt->nidle) || load_seq(&rt->nspinning))
         return;
     uint32_t start = fetch_add_relaxed(&rotor, 1);
-    for (int i = 0; i < rt->nworkers; i++)
-        if (kthread_wake(&rt->kthreads[(start + (uint32_t)i) % (uint32_t)rt->nworkers]))
+    /* An M that idles owns a worker, so the workers' Ms are all there is
+     * to wake; one read while a hand-off changes it is not parked. */
+    for (int i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[(start + (uint32_t)i) % (uint32_t)rt->nworkers];
+        if (kthread_wake(load_acquire(&w->k))) /* pairs with the hand-off */
             return;
+    }
 }
 
 /* Tries every other worker once, starting at a rotating victim. */
@@ -142,9 +151,38 @@ static void idle(struct kthread *k)
     weft__idle_leave(k);
 }
 
+/* What every M blocks: all asynchronous signals (see top). Set once,
+ * before the first M is made. */
+static sigset_t kthread_mask;
+
+static void mask_init(void)
+{
+    sigfillset(&kthread_mask);
+    int keep[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        sigdelset(&kthread_mask, keep[i]);
+}
+
+/* An M that exits: gives back what it made for itself and leaves its
+ * struct for the next M made, since a waker may still hold a pointer read
+ * before the M lost its worker (wakep): it finds parked == 0 in it. */
+static void kthread_exit(struct kthread *k)
+{
+    struct runtime *rt = &weft__rt;
+    weft__overflow_thread_fini(k);
+    weft__kthread_set(NULL);
+    fetch_sub_seq(&rt->nkthreads, 1);
+    ilock(&rt->spare_lock);
+    k->spare_next = rt->dead;
+    rt->dead = k; /* the last touch: it may be reused from here */
+    iunlock(&rt->spare_lock);
+}
+
 static void *kthread_main(void *arg)
 {
     struct kthread *k = arg;
+    pthread_sigmask(SIG_SETMASK, &kthread_mask, NULL);
+    store_release(&k->tid, (int)gettid()); /* the monitor reads it */
     weft__kthread_set(k);
     weft__overflow_thread_init(k);
     k->tsan_fiber = tsan_fiber_current();
@@ -158,7 +196,15 @@ static void *kthread_main(void *arg)
      * weft__workers_start). Pairs with the release and wake in start(). */
     while (load_acquire(&weft__rt.state) != 2)
         weft__futex_wait(&weft__rt.state, 1, -1);
+    bool born = !k->w; /* made as a spare */
     for (;;) {
+        if (unlikely(!k->w)) {
+            /* A spare, or its worker went to another M while it blocked. */
+            if (!weft__spare_wait(k, born))
+                break;
+            born = false;
+            continue;
+        }
         struct uthread *ut = k->handoff;
         k->handoff = NULL;
         if (!ut)
@@ -171,7 +217,42 @@ static void *kthread_main(void *arg)
         }
         weft__sched_run(k, ut);
     }
+    kthread_exit(k);
     return NULL;
+}
+
+struct kthread *weft__kthread_new(struct worker *w)
+{
+    struct runtime *rt = &weft__rt;
+    static int next_id;
+    ilock(&rt->spare_lock);
+    struct kthread *k = rt->dead;
+    if (k)
+        rt->dead = k->spare_next;
+    iunlock(&rt->spare_lock);
+    if (!k && !(k = aligned_alloc(64, sizeof *k)))
+        return NULL;
+    memset(k, 0, sizeof *k);
+    k->w = w;
+    k->id = fetch_add_relaxed(&next_id, 1);
+    fetch_add_seq(&rt->nkthreads, 1);
+    /* The new thread sets its own mask (kthread_main); it starts with
+     * everything blocked so that nothing reaches it before that. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&k->pt, NULL, kthread_main, k);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        fetch_sub_seq(&rt->nkthreads, 1);
+        ilock(&rt->spare_lock);
+        k->spare_next = rt->dead;
+        rt->dead = k;
+        iunlock(&rt->spare_lock);
+        return NULL;
+    }
+    pthread_detach(k->pt);
+    return k;
 }
 
 int weft__workers_start(void)
@@ -179,40 +260,22 @@ int weft__workers_start(void)
     struct runtime *rt = &weft__rt;
     int n = rt->nworkers;
     rt->workers = aligned_alloc(64, sizeof(struct worker) * (size_t)n);
-    rt->kthreads = aligned_alloc(64, sizeof(struct kthread) * (size_t)n);
-    if (!rt->workers || !rt->kthreads) {
-        free(rt->workers);
-        free(rt->kthreads);
+    if (!rt->workers)
         return -ENOMEM;
-    }
     memset(rt->workers, 0, sizeof(struct worker) * (size_t)n);
-    memset(rt->kthreads, 0, sizeof(struct kthread) * (size_t)n);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         rt->workers[i].id = i;
-        rt->workers[i].k = &rt->kthreads[i];
-        rt->kthreads[i].w = &rt->workers[i];
-        rt->kthreads[i].id = i;
-    }
-
-    /* Workers take no asynchronous signals (see top). */
-    sigset_t all, old;
-    sigfillset(&all);
-    int sync_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
-    for (size_t i = 0; i < sizeof sync_sigs / sizeof *sync_sigs; i++)
-        sigdelset(&all, sync_sigs[i]);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int started = 0, err = 0;
+    mask_init();
+    int started = 0;
     for (int i = 0; i < n; i++) {
-        pthread_t t;
-        err = pthread_create(&t, NULL, kthread_main, &rt->kthreads[i]);
-        if (err)
+        struct kthread *k = weft__kthread_new(&rt->workers[i]);
+        if (!k)
             break;
-        pthread_detach(t);
+        rt->workers[i].k = k;
         started++;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (started == 0)
-        return -err;
+        return -EAGAIN;
     /* Fewer kernel threads than asked: run with those (the workers past
      * them were never visible to anyone). The started ones read nworkers
      * only once the runtime is running (kthread_main). */

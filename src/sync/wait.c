@@ -100,8 +100,10 @@ bool weft__key_running(uintptr_t key)
         return true;
     struct runtime *rt = &weft__rt;
     int n = load_acquire(&rt->state) == 2 ? rt->nworkers : 0;
-    for (int i = 0; i < n; i++)
-        if ((uintptr_t)load_relaxed(&rt->kthreads[i].cur) == key)
+    for (int i = 0; i < n; i++) {
+        struct kthread *k = load_acquire(&rt->workers[i].k); /* pairs with the hand-off */
+        if ((uintptr_t)load_relaxed(&k->cur) == key)
             return true;
+    }
     return false;
 }

@@ -38,6 +38,8 @@ void weft__overflow_report(struct uthread *ut)
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
     struct kthread *k = weft__kthread();
+    if (!k)
+        k = weft__tls_blocking; /* a thread in a blocking section */
     struct uthread *ut = k ? k->cur : NULL;
     if (ut) {
         char *a = si->si_addr;
@@ -83,4 +85,14 @@ void weft__overflow_thread_init(struct kthread *k)
         k->altstack = mem;
     else
         munmap(mem, ALTSTACK_SIZE);
+}
+
+void weft__overflow_thread_fini(struct kthread *k)
+{
+    if (!k->altstack)
+        return;
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    munmap(k->altstack, ALTSTACK_SIZE);
+    k->altstack = NULL;
 }
