@@ -46,6 +46,13 @@ HDRS     := $(wildcard include/*.h include/weft/*.h src/*.h src/*/*.h tests/*.h 
 .PHONY: all lib check check-opt check-asan check-tsan bench run install clean format
 .DEFAULT_GOAL := all
 
+# Every library object's code goes in one section, weft_text, so that the
+# preemption handler can tell weft's code from the program's by address
+# (src/sched/preempt.c); the linker gathers it and defines its bounds.
+WEFT_TEXT = objcopy --rename-section .text=weft_text --rename-section .text.unlikely=weft_text \
+            --rename-section .text.hot=weft_text --rename-section .text.startup=weft_text \
+            --rename-section .text.exit=weft_text
+
 # $(call objs,dir) -> object files of the library in build dir
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(LIB_C)) $(patsubst src/%.S,$(1)/obj/%.o,$(LIB_S))
 
@@ -53,9 +60,11 @@ define CONFIG
 $(1)/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -c $$< -o $$@
+	$(WEFT_TEXT) $$@
 $(1)/obj/%.o: src/%.S Makefile
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) -c $$< -o $$@
+	$(WEFT_TEXT) $$@
 $(1)/libweft.a: $(call objs,$(1))
 	@rm -f $$@
 	ar rcs $$@ $$^

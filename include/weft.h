@@ -72,6 +72,8 @@ typedef struct weft_config {
                           process may use (WEFT_WORKERS in the environment
                           overrides both) */
     size_t stack_size; /* default stack of a new thread; 0: 64 KiB */
+    int64_t time_slice; /* ns a thread may run before it is preempted; 0:
+                           10 ms; negative: never preempt */
 } weft_config;
 
 /*
@@ -141,6 +143,16 @@ WEFT_API WEFT_NORETURN void weft_exit(void *result);
  */
 WEFT_API int64_t weft_blocking(int64_t (*fn)(void *), void *arg);
 
+/*
+ * A weft thread that runs a whole time slice without a weft call that
+ * switches is preempted: at once if it is in the program's own code (the
+ * main executable's), else at its next weft call. Between disable and
+ * enable (nested; each disable needs its enable) the calling thread is not
+ * preempted; weft calls that block still switch. enable without disable
+ * aborts with a message. No-ops on a plain kernel thread.
+ */
+WEFT_API void weft_preempt_disable(void);
+WEFT_API void weft_preempt_enable(void);
 
 /* ---- parking: a futex for user threads --------------------------------- */
 

@@ -113,6 +113,9 @@ struct uthread {
                                  its last switch frees it (finish_switch) */
     uint8_t guard;            /* enum guard_kind */
     int err;                  /* errno of the thread while switched out */
+    uint32_t nopreempt;       /* the thread itself (and the preemption
+                                 handler on its kernel thread): depth of
+                                 weft_preempt_disable */
 
     /* The work. */
     void *(*fn)(void *);
@@ -251,7 +254,7 @@ struct worker {
     int32_t nheap;                       /* tlock; read racily as a hint */
     int32_t heap_cap;                    /* tlock */
 
-    /* Blocking sections (handoff.c). pstate is
+    /* Blocking sections and preemption (handoff.c, preempt.c). pstate is
      * epoch << 2 | P_RUN or P_BLOCKING: the owning M stores P_BLOCKING
      * around a call that may block its kernel thread and CASes it back;
      * the monitor may instead CAS it to (epoch + 1) | P_RUN and give the
@@ -260,9 +263,12 @@ struct worker {
     uint32_t pstate;                     /* atomic */
     uint32_t block_seq;                  /* atomic: written by the owner,
                                             bumped at each blocking section */
+    uint32_t preempt_tick;               /* atomic: tick + 1 when the monitor
+                                            asked the running thread to yield;
+                                            stale once tick moves */
     /* Monitor only: what it saw at its previous look. */
-    uint32_t mon_seq;
-    int64_t mon_seq_since;
+    uint32_t mon_seq, mon_tick;
+    int64_t mon_seq_since, mon_tick_since;
 
     /* Debug-migrate inbox: threads sent here by other workers. */
     struct ilock inbox_lock;
@@ -336,6 +342,7 @@ struct runtime {
     uint32_t spare_coming;     /* atomic: Ms made that have not yet put
                                   themselves on the spare list */
 
+    int64_t slice;             /* preemption time slice, ns; 0: off */
 };
 
 extern struct runtime weft__rt WEFT_HIDDEN;
@@ -423,6 +430,18 @@ static inline __attribute__((always_inline)) struct uthread *weft__current(void)
     return k ? k->cur : NULL;
 }
 
+/* A point in a weft call where the caller holds nothing of weft's: if the
+ * monitor asked the running thread to yield (it found it running for a
+ * whole time slice, somewhere the signal could not switch it), it yields
+ * here. Two loads when nobody asked. May switch threads. */
+void weft__preempt_yield(void);
+static inline __attribute__((always_inline)) void weft__preempt_point(void)
+{
+    struct worker *w = weft__worker();
+    if (w && unlikely(load_relaxed(&w->preempt_tick) == w->tick + 1))
+        weft__preempt_yield();
+}
+
 /* An identity for the calling thread that no other live thread shares:
  * the descriptor of a user thread, or a tagged per-kernel-thread address.
  * Never 0. Same rule as weft__kthread. */
@@ -507,6 +526,16 @@ void weft__sched_lost_worker(struct kthread *k);
 /* The M of the blocking section the calling kernel thread is in, or NULL
  * (its tls_k is NULL then; the overflow report still finds the thread). */
 extern __thread struct kthread *weft__tls_blocking __attribute__((tls_model("initial-exec")));
+
+/* ---- preemption (sched/preempt.c) -------------------------------------- */
+
+/* Installs the preemption signal handler and learns where it may act. */
+void weft__preempt_init(void);
+/* The monitor's look at running threads: asks those that have run for a
+ * whole time slice to yield. */
+void weft__preempt_scan(int64_t now);
+/* The signal a kernel thread running workers must leave unblocked. */
+int weft__preempt_signal(void);
 
 /* ---- the I/O poller's hooks for the scheduler (io/poll.c) -------------- */
 

@@ -45,6 +45,7 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
         return weft__fd_err(fd);
+    weft__preempt_point();
     struct fdsnap s;
     struct io_ctx io = {f, &s};
     s.closes = load_acquire(&f->closes); /* pairs with weft_close */

@@ -2,7 +2,7 @@
  * init.c - starting the runtime, explicitly (weft_init) or on first use.
  *
  * Configuration, later sources winning: the defaults (one worker per CPU
- * the process may run on, 64 KiB stacks), weft_init's
+ * the process may run on, 64 KiB stacks, a 10 ms time slice), weft_init's
  * config, then the environment: WEFT_WORKERS=n and WEFT_DEBUG=migrate.
  */
 #include "internal.h"
@@ -15,6 +15,7 @@
 
 #define MIN_STACK (16 * 1024)
 #define MAX_STACK ((size_t)1 << 30)
+#define DEFAULT_SLICE_NS 10000000
 
 static int cpus(void)
 {
@@ -37,7 +38,10 @@ static int configure(const weft_config *cfg)
     struct runtime *rt = &weft__rt;
     int workers = cpus();
     size_t stack = WEFT_DEFAULT_STACK;
+    int64_t slice = DEFAULT_SLICE_NS;
     if (cfg) {
+        if (cfg->time_slice)
+            slice = cfg->time_slice < 0 ? 0 : cfg->time_slice;
         if (cfg->workers < 0 || cfg->workers > WEFT_MAX_WORKERS)
             return -EINVAL;
         if (cfg->workers)
@@ -63,6 +67,7 @@ static int configure(const weft_config *cfg)
     weft__stack_init();
     size_t page = weft__page_size();
     rt->nworkers = workers;
+    rt->slice = slice;
     rt->stack_size = (stack + page - 1) & ~(page - 1);
     return 0;
 }
@@ -78,8 +83,10 @@ static int start(const weft_config *cfg)
         return load_acquire(&rt->state) == 2 ? -EBUSY : -EAGAIN;
     }
     int r = configure(cfg);
-    if (r == 0)
+    if (r == 0) {
+        weft__preempt_init(); /* before the workers unblock its signal */
         r = weft__workers_start();
+    }
     if (r < 0) {
         store_release(&rt->state, 0);
         return r;

@@ -7,7 +7,8 @@
  * handed to a busy worker's runnext slot wakes nobody, to keep hand-offs
  * cheap; this bounds how long it can wait), runs the reaper that unmaps
  * cached stacks when the cache stays large, hands the worker of a kernel
- * thread stuck in a blocking section to a spare one (handoff.c).
+ * thread stuck in a blocking section to a spare one (handoff.c), and asks
+ * threads that have run for a whole time slice to yield (preempt.c).
  *
  * It ticks every millisecond while any worker is busy, every 20 us while
  * blocking sections come and go (handoff.c says how it learns of them),
@@ -47,6 +48,7 @@ static void *monitor_main(void *arg)
             weft__io_poll_stale(now);
             if (load_seq(&rt->nidle) && !load_seq(&rt->nspinning) && weft__any_runnable())
                 weft__wakep();
+            weft__preempt_scan(now);
         }
 
         if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers) {
@@ -85,6 +87,6 @@ void weft__monitor_start(void)
     if (pthread_create(&t, NULL, monitor_main, NULL) == 0)
         pthread_detach(t);
     /* Without a monitor weft still runs; the reaper, the starvation kick,
-     * and hand-offs are missing. */
+     * hand-offs and preemption are missing. */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -201,7 +201,7 @@ static struct uthread *pick_slow(struct worker *w)
 __attribute__((always_inline)) inline struct uthread *sched_pick(struct worker *w)
 {
     uint32_t tick = w->tick + 1;
-    store_relaxed(&w->tick, tick);
+    store_relaxed(&w->tick, tick); /* the monitor reads it (preempt.c) */
     struct uthread *ut;
     if (unlikely((tick & 15) == 0) && (ut = pick_periodic(w, tick)))
         return ut;
@@ -265,6 +265,9 @@ static inline __attribute__((always_inline)) void switch_away(struct kthread *k,
 
 void weft__sched_run(struct kthread *k, struct uthread *ut)
 {
+    /* A schedule, even of a thread stolen without a pick: the monitor
+     * times slices by the tick. */
+    store_relaxed(&k->w->tick, k->w->tick + 1);
     resume_wait(ut);
     store_relaxed(&k->cur, ut);
     ut->last_worker = (int16_t)k->w->id;

@@ -31,8 +31,9 @@
  * last spinner to find work wakes another M, since work made while it spun
  * woke nobody.
  *
- * Workers block asynchronous signals, so signals sent to the process are
- * handled by main or other kernel threads, never on a user thread's stack.
+ * Workers block asynchronous signals but the preemption signal, so signals
+ * sent to the process are handled by main or other kernel threads, never
+ * on a user thread's stack.
  */
 #include "sched/sched.h"
 #include "arch/fiber.h"
@@ -158,7 +159,8 @@ static sigset_t kthread_mask;
 static void mask_init(void)
 {
     sigfillset(&kthread_mask);
-    int keep[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    int keep[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS,
+                  weft__preempt_signal()};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
         sigdelset(&kthread_mask, keep[i]);
 }

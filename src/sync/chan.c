@@ -98,6 +98,7 @@ int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline)
 {
     if (!ch || !elem)
         return -EINVAL;
+    weft__preempt_point();
     struct wait *wake = NULL;
     ilock(&ch->lock);
     int r = chan_try_send(ch, elem, &wake);
@@ -125,6 +126,7 @@ int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline)
 {
     if (!ch)
         return -EINVAL;
+    weft__preempt_point();
     struct wait *wake = NULL;
     ilock(&ch->lock);
     int r = chan_try_recv(ch, elem, &wake);

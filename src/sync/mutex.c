@@ -248,10 +248,10 @@ int weft_mutex_unlock(weft_mutex_t *m)
     store_relaxed(&m->owner, 0);
     uint32_t s = M_LOCKED;
     /* Pairs with the acquire of the next locker's CAS. */
-    if (likely(__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
-                                           __ATOMIC_RELAXED)))
-        return 0;
-    unlock_slow(m);
+    if (unlikely(!__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED)))
+        unlock_slow(m);
+    weft__preempt_point();
     return 0;
 }
 

@@ -177,5 +177,6 @@ int weft_rwlock_unlock(weft_rwlock_t *rw)
         fetch_add_seq(&rw->wseq, 1);
         weft_unpark(&rw->wseq, 1);
     }
+    weft__preempt_point();
     return 0;
 }

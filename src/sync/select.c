@@ -194,6 +194,7 @@ int weft_chan_select(weft_chan_op *ops, int n, int64_t deadline)
 {
     if (n < 0 || (n > 0 && !ops))
         return -EINVAL;
+    weft__preempt_point();
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (ops[i].dir != WEFT_SEND && ops[i].dir != WEFT_RECV)

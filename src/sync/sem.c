@@ -78,5 +78,6 @@ int weft_sem_post(weft_sem_t *s)
                                           __ATOMIC_RELAXED));
     if (load_seq(&s->waiters))
         weft_unpark(&s->value, 1);
+    weft__preempt_point();
     return 0;
 }

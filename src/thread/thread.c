@@ -75,6 +75,7 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     if (!fn)
         return -EINVAL;
     weft__ensure_started();
+    weft__preempt_point();
     size_t size = weft__rt.stack_size;
     if (attr && attr->stack_size) {
         if (!weft__stack_size_ok(attr->stack_size))

@@ -1,0 +1,259 @@
+/*
+ * preempt.c - making a thread that never yields let others run.
+ *
+ * A user thread runs until it calls weft; one that loops in its own code
+ * would keep its worker for ever (seed 004: a clock signal for threads
+ * that never give up the CPU). The monitor (monitor.c) looks at every
+ * worker each millisecond. A worker whose schedule count (tick) has not
+ * moved for a whole time slice (10 ms by default, weft_config.time_slice)
+ * while it runs a thread is asked to yield, in two ways at once:
+ *
+ *   - a flag: preempt_tick = tick + 1. weft__preempt_point (internal.h),
+ *     at points in weft calls where the caller holds nothing of weft's,
+ *     yields when the flag matches the current tick; any schedule moves
+ *     the tick and so retires the flag without a store;
+ *   - a signal (SIGURG, as Go uses: ignored by default and rare in
+ *     programs) to the worker's kernel thread, if /proc says the kernel
+ *     thread is running (one asleep in a system call is not interrupted:
+ *     that would only give the call an EINTR).
+ *
+ * The handler switches nothing. If the interrupted code is at a safe point
+ * it redirects the interrupted context to a trampoline
+ * (arch/preempt_x86_64.S) that saves every register on the thread's stack
+ * and calls weft_yield, so the switch happens outside the handler with no
+ * signal blocked. A safe point is:
+ *
+ *   - a user thread is running (not g0, not a blocking section) and its
+ *     preemption is not disabled (weft_preempt_disable);
+ *   - the program counter is in the main executable's code but not in
+ *     weft's: code there holds no libc lock (libc is a shared object), and
+ *     weft's own code may hold weft's locks or be mid-switch. weft's code
+ *     is the section weft_text: the build renames every object's .text to
+ *     it (Makefile), so the linker gathers it in one range whether weft is
+ *     linked statically or as libweft.so;
+ *   - the stack pointer is in the thread's stack with room for the saved
+ *     state and the yield.
+ *
+ * Anywhere else the flag alone remains, honoured at the next weft call
+ * that passes a preemption point (every fd wrapper, lock release, channel
+ * operation, spawn, and weft_preempt_enable). A thread looping in a shared
+ * library without calling weft is not preempted.
+ *
+ * Under ThreadSanitizer signals reach the handler late, when TSan chooses,
+ * with the interrupted context long gone: only the flag is used there.
+ *
+ * The caveat this brings: a preempted thread may resume on another kernel
+ * thread at any instruction of the program's own code, not only at weft
+ * calls. Code that keeps the address of a __thread variable (or of errno,
+ * whose address glibc lets the compiler reuse) across such a point must
+ * disable preemption around it (README, "Kernel-thread state").
+ */
+#include "sched/sched.h"
+
+#include <cpuid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define PREEMPT_SIGNAL SIGURG
+#define REDZONE 128
+#define STACK_ROOM (16 * 1024) /* left below the interrupted sp, at least */
+#define MAX_RANGES 8
+
+/* The section every weft object's code is in (see top); hidden, so a
+ * libweft.so finds its own. */
+extern char __start_weft_text[] __attribute__((visibility("hidden"), weak));
+extern char __stop_weft_text[] __attribute__((visibility("hidden"), weak));
+
+void weft__preempt_tramp(void);
+
+/* Read by the trampoline. */
+uint64_t weft__preempt_area WEFT_HIDDEN = 512;   /* bytes for the state */
+uint64_t weft__preempt_xmask WEFT_HIDDEN;        /* XSAVE components */
+uint8_t weft__preempt_xsave WEFT_HIDDEN;         /* 0: FXSAVE */
+
+/* The main executable's code, set once at init. */
+static uintptr_t exe_lo[MAX_RANGES], exe_hi[MAX_RANGES];
+static int nexe;
+static struct sigaction previous;
+
+int weft__preempt_signal(void)
+{
+    return PREEMPT_SIGNAL;
+}
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    /* The first object dl_iterate_phdr reports is the main program. */
+    for (int i = 0; i < info->dlpi_phnum && nexe < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        exe_lo[nexe] = info->dlpi_addr + ph->p_vaddr;
+        exe_hi[nexe] = exe_lo[nexe] + ph->p_memsz;
+        nexe++;
+    }
+    return 1;
+}
+
+static __attribute__((unused)) bool pc_safe(uintptr_t pc)
+{
+    if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
+        return false;
+    for (int i = 0; i < nexe; i++)
+        if (pc >= exe_lo[i] && pc < exe_hi[i])
+            return true;
+    return false;
+}
+
+/* Which extended state the trampoline saves, and how much room it takes.
+ * AMX tile data (8 KiB) is left out: it needs arch_prctl permission, and
+ * code that has it must disable preemption. */
+static void xsave_init(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_XSAVE))
+        return; /* FXSAVE: 512 bytes */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    uint64_t mask = ((uint64_t)hi << 32 | lo) & ~((1ull << 17) | (1ull << 18));
+    uint64_t area = 512 + 64; /* legacy area and header */
+    for (unsigned i = 2; i < 63; i++) {
+        if (!(mask & (1ull << i)))
+            continue;
+        __cpuid_count(0xd, i, a, b, c, d); /* a: size, b: offset */
+        if (b + a > area)
+            area = b + a;
+    }
+    weft__preempt_xmask = mask;
+    weft__preempt_area = area;
+    weft__preempt_xsave = 1;
+}
+
+static void on_signal(int sig, siginfo_t *si, void *ucv)
+{
+    if (si->si_code != SI_TKILL || si->si_pid != getpid()) {
+        /* Not the monitor's: whoever had the signal before weft gets it. */
+        if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction)
+            previous.sa_sigaction(sig, si, ucv);
+        else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN)
+            previous.sa_handler(sig);
+        return;
+    }
+#if !defined(WEFT_TSAN)
+    struct kthread *k = weft__tls_k; /* this kernel thread's; no switch here */
+    struct uthread *ut = k ? k->cur : NULL;
+    if (!ut || __atomic_load_n(&ut->nopreempt, __ATOMIC_RELAXED))
+        return;
+    ucontext_t *uc = ucv;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t lo = (uintptr_t)ut->map + weft__page_size(), hi = (uintptr_t)ut;
+    if (!pc_safe(pc) || sp > hi || sp < lo + STACK_ROOM)
+        return; /* the flag does it at the next weft call */
+    sp -= REDZONE + 8;
+    *(uintptr_t *)sp = pc;
+    uc->uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+    uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)weft__preempt_tramp;
+#else
+    (void)ucv;
+#endif
+}
+
+void weft__preempt_init(void)
+{
+    if (!weft__rt.slice)
+        return;
+    xsave_init();
+    dl_iterate_phdr(first_object, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    /* Not SA_ONSTACK: the trampoline frame goes on the thread's stack.
+     * SA_RESTART: a system call of the program's that the signal meets
+     * goes on (the monitor avoids sleeping ones anyway). */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigaction(PREEMPT_SIGNAL, &sa, &previous);
+}
+
+/* Is kernel thread tid running or runnable, as opposed to asleep in the
+ * kernel? Unknown counts as running. */
+static bool kthread_running(int tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the name may hold anything */
+    return !p || p[1] != ' ' || p[2] == 'R';
+}
+
+void weft__preempt_scan(int64_t now)
+{
+    struct runtime *rt = &weft__rt;
+    if (!rt->slice)
+        return;
+    for (int i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+        struct kthread *k = load_acquire(&w->k);
+        uint32_t tick = load_relaxed(&w->tick);
+        if ((load_relaxed(&w->pstate) & P_BLOCKING) || !load_relaxed(&k->cur) ||
+            tick != w->mon_tick) {
+            w->mon_tick = tick; /* idle, blocking, or it scheduled since */
+            w->mon_tick_since = now;
+            continue;
+        }
+        if (now - w->mon_tick_since < rt->slice)
+            continue;
+        w->mon_tick_since = now; /* ask again a slice from now */
+        store_relaxed(&w->preempt_tick, tick + 1);
+        int tid = load_acquire(&k->tid); /* 0 until the M has started */
+        if (tid && kthread_running(tid))
+            pthread_kill(k->pt, PREEMPT_SIGNAL);
+    }
+}
+
+void weft__preempt_yield(void)
+{
+    struct uthread *ut = weft__current();
+    if (ut && !load_relaxed(&ut->nopreempt))
+        weft_yield();
+}
+
+void weft_preempt_disable(void)
+{
+    struct uthread *ut = weft__current();
+    if (!ut)
+        return;
+    /* Seen by the handler on this kernel thread once stored. */
+    __atomic_store_n(&ut->nopreempt, ut->nopreempt + 1, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+void weft_preempt_enable(void)
+{
+    struct uthread *ut = weft__current();
+    if (!ut)
+        return;
+    if (!ut->nopreempt)
+        weft__panic("weft_preempt_enable: thread %llu '%s' has not disabled preemption",
+                    (unsigned long long)ut->handle, ut->name);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    __atomic_store_n(&ut->nopreempt, ut->nopreempt - 1, __ATOMIC_RELAXED);
+    if (!ut->nopreempt)
+        weft__preempt_point(); /* a request that came meanwhile */
+}
