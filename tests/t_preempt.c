@@ -13,6 +13,8 @@
  *               vector state in registers is preempted several times (a
  *               yielding thread on the same worker moves meanwhile) and
  *               still gives the result it gives with preemption disabled
+ *   ymm         all 16 ymm registers, loaded with patterns, keep them across
+ *               preemptions that land in the asm loop holding them
  *   disable     between weft_preempt_disable and weft_preempt_enable a
  *               spinning thread is not preempted: a second thread on the
  *               same worker does not run for 30 ms of spinning
@@ -190,6 +192,60 @@ static void registers_case(void *arg)
     CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
 }
 
+/* Every ymm register holds a pattern while the thread spins, in one asm
+ * loop of the program's own code, until the mover has run 3 more times
+ * (which took preemptions); then they are compared with the patterns. */
+#if defined(__x86_64__)
+__attribute__((target("avx"))) static int ymm_survive(long target)
+{
+    uint8_t in[16 * 32], out[16 * 32];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(i * 37 + 11);
+    __asm__ volatile(
+#define L(n) "vmovdqu " #n "*32(%[in]), %%ymm" #n "\n\t"
+        L(0) L(1) L(2) L(3) L(4) L(5) L(6) L(7) L(8) L(9) L(10) L(11) L(12) L(13) L(14) L(15)
+#undef L
+        "1: pause\n\t"
+        "cmpq %[target], (%[moves])\n\t"
+        "jl 1b\n\t"
+#define S(n) "vmovdqu %%ymm" #n ", " #n "*32(%[out])\n\t"
+        S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13) S(14) S(15)
+#undef S
+        "vzeroupper"
+        :
+        : [in] "r"(in), [out] "r"(out), [moves] "r"(&moves), [target] "r"(target)
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7",
+          "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    return memcmp(in, out, sizeof in) == 0;
+}
+
+static void *ymm_thread(void *arg)
+{
+    (void)arg;
+    long target = __atomic_load_n(&moves, __ATOMIC_RELAXED) + 3;
+    CHECK(ymm_survive(target));
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void ymm_case(void *arg)
+{
+    (void)arg;
+    if (!__builtin_cpu_supports("avx")) {
+        printf("ymm: skipped (no AVX)\n");
+        return;
+    }
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    weft_t a, b;
+    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
+    weft_yield();
+    CHECK_ERR(weft_spawn(&a, ymm_thread, NULL, NULL), 0);
+    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    printf("ymm: all 16 registers survived preemption\n");
+}
+#endif
+
 /* ---- disable ---- */
 
 static void *disabled_spinner(void *arg)
@@ -318,6 +374,9 @@ int main(void)
     if (HAVE_SIGNAL_PREEMPTION) {
         check_with_workers(1, spin_case, NULL);
         check_with_workers(1, registers_case, NULL);
+#if defined(__x86_64__)
+        check_with_workers(1, ymm_case, NULL);
+#endif
         check_with_workers(2, spin_case, NULL);
     } else {
         printf("spin, registers: skipped (ThreadSanitizer delivers signals late)\n");

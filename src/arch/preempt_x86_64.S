@@ -2,15 +2,25 @@
  * preempt_x86_64.S - where a preempted thread goes to yield (x86-64).
  *
  * The preemption handler (sched/preempt.c) does not switch threads inside
- * the signal handler. It rewrites the interrupted context instead, as Go's
- * asyncPreempt does: below the interrupted stack pointer and its 128-byte
- * red zone it stores the interrupted rip, and it sets rip to
- * weft__preempt_tramp. When the handler returns the kernel resumes the
- * thread here, outside any handler, with every register as the interrupted
- * code left it. The trampoline saves them all on the thread's own stack,
- * calls weft__preempt_yield (a plain weft_yield: the thread may resume on
- * another kernel thread), restores them and returns to the interrupted
- * instruction with "ret $128", which also pops the red zone.
+ * the signal handler. It rewrites the interrupted context instead, much as
+ * Go's asyncPreempt does: it keeps the interrupted rip in the kernel
+ * thread's weft__preempt_pc and sets rip to weft__preempt_tramp. When the
+ * handler returns the kernel resumes the thread here, outside any handler,
+ * with every register and the stack pointer as the interrupted code left
+ * them. The trampoline steps below the 128-byte red zone, puts the saved
+ * rip there as a return address, saves every register on the thread's own
+ * stack, calls weft__preempt_yield (a plain weft_yield: the thread may
+ * resume on another kernel thread), restores them and returns to the
+ * interrupted instruction with "ret $128", which also pops the red zone.
+ *
+ * Why the handler does not store the return address itself, as Go's does:
+ * Go code has no red zone, so Go writes just below the stack pointer. C
+ * code may keep data in the 128 bytes below it, and below those the kernel
+ * has put the signal frame (its saved vector state ends right there), so a
+ * store from the handler would corrupt one or the other. The trampoline
+ * runs after the frame is gone. weft__preempt_pc is read before anything
+ * could preempt this kernel thread again: the trampoline is weft code, where
+ * the handler never redirects.
  *
  * Frame, from the entry stack pointer downward:
  *
@@ -49,9 +59,20 @@
 weft__preempt_tramp:
     .cfi_startproc
     .cfi_signal_frame           /* the saved rip is not a return address */
+    ENDBR
+    /* Below the red zone, a slot for the return address (lea keeps the
+     * flags); rax lends a hand to fill it from weft__preempt_pc. */
+    leaq    -136(%rsp), %rsp
+    .cfi_adjust_cfa_offset 136
+    pushq   %rax
+    .cfi_adjust_cfa_offset 8
+    movq    weft__preempt_pc@gottpoff(%rip), %rax
+    movq    %fs:(%rax), %rax
+    movq    %rax, 8(%rsp)
+    popq    %rax
+    .cfi_adjust_cfa_offset -8
     .cfi_def_cfa %rsp, 136
     .cfi_offset %rip, -136
-    ENDBR
     pushfq
     pushq   %rax
     .cfi_offset %rax, -152

@@ -61,7 +61,6 @@
 #include <unistd.h>
 
 #define PREEMPT_SIGNAL SIGURG
-#define REDZONE 128
 #define STACK_ROOM (16 * 1024) /* left below the interrupted sp, at least */
 #define MAX_RANGES 8
 
@@ -71,6 +70,10 @@ extern char __start_weft_text[] __attribute__((visibility("hidden"), weak));
 extern char __stop_weft_text[] __attribute__((visibility("hidden"), weak));
 
 void weft__preempt_tramp(void);
+
+/* Read by the trampoline: the interrupted rip, set by the handler on the
+ * same kernel thread just before. */
+__thread uintptr_t weft__preempt_pc __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 /* Read by the trampoline. */
 uint64_t weft__preempt_area WEFT_HIDDEN = 512;   /* bytes for the state */
@@ -158,9 +161,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
     uintptr_t lo = (uintptr_t)ut->map + weft__page_size(), hi = (uintptr_t)ut;
     if (!pc_safe(pc) || sp > hi || sp < lo + STACK_ROOM)
         return; /* the flag does it at the next weft call */
-    sp -= REDZONE + 8;
-    *(uintptr_t *)sp = pc;
-    uc->uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+    weft__preempt_pc = pc; /* the trampoline's return address */
     uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)weft__preempt_tramp;
 #else
     (void)ucv;
