@@ -231,8 +231,19 @@ void weft__preempt_scan(int64_t now)
 void weft__preempt_yield(void)
 {
     struct uthread *ut = weft__current();
-    if (ut && !load_relaxed(&ut->nopreempt))
-        weft_yield();
+    if (!ut || load_relaxed(&ut->nopreempt))
+        return;
+    /* The thread kept the worker from its periodic checks for a whole
+     * slice: its timers and the global queue (where the monitor's I/O
+     * polls put woken threads) go first, or a yield with nothing else in
+     * the ring would come straight back. */
+    struct worker *w = weft__worker();
+    if (load_relaxed(&w->nheap))
+        weft__timers_run(w, weft_now());
+    struct uthread *g;
+    if (load_relaxed(&weft__rt.gcount) && (g = global_get(w)))
+        runq_put(w, g);
+    weft_yield();
 }
 
 void weft_preempt_disable(void)
