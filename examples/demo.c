@@ -3,7 +3,9 @@
  *
  * Runs in a few seconds: creates and joins threads one at a time, keeps
  * 100,000 threads alive at once (which pthreads cannot do cheaply), and
- * switches between two threads, each beside the pthread equivalent.
+ * switches between two threads, each beside the pthread equivalent; then
+ * shows, on its one worker, a thread that never yields being preempted and
+ * a call that blocks its kernel thread not stalling the others.
  */
 #include <weft.h>
 
@@ -131,6 +133,59 @@ static double futex_switch(long n)
     return ns;
 }
 
+/* A thread that runs its own loop and never calls weft, and a thread that
+ * counts how often it gets the worker meanwhile. */
+static int spin_stop; /* atomic */
+static long ticks;    /* atomic */
+
+static void *spinner(void *a)
+{
+    unsigned long n = 0;
+    while (!__atomic_load_n(&spin_stop, __ATOMIC_RELAXED))
+        n++;
+    return (void *)(uintptr_t)n;
+}
+
+static void *ticker(void *a)
+{
+    while (!__atomic_load_n(&spin_stop, __ATOMIC_RELAXED)) {
+        __atomic_fetch_add(&ticks, 1, __ATOMIC_RELAXED);
+        weft_sleep(weft_after(WEFT_MS(1)));
+    }
+    return a;
+}
+
+static int64_t block_ms(void *a)
+{
+    usleep((useconds_t)(intptr_t)a * 1000); /* blocks the kernel thread */
+    return 0;
+}
+
+static void *blocker(void *a)
+{
+    weft_blocking(block_ms, a);
+    __atomic_store_n(&spin_stop, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Runs first (one of the two) with ticker beside it on the one worker, for
+ * about ms; returns how many times ticker ran. */
+static long beside_ticker(void *(*first)(void *), void *arg, int ms)
+{
+    __atomic_store_n(&spin_stop, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&ticks, 0, __ATOMIC_RELAXED);
+    weft_t a, b;
+    weft_spawn(&b, ticker, NULL, NULL);
+    weft_spawn(&a, first, arg, NULL);
+    if (first == spinner) {
+        usleep((useconds_t)ms * 1000); /* main is not a weft thread */
+        __atomic_store_n(&spin_stop, 1, __ATOMIC_RELAXED);
+    }
+    weft_join(a, NULL, WEFT_FOREVER);
+    weft_join(b, NULL, WEFT_FOREVER);
+    return __atomic_load_n(&ticks, __ATOMIC_RELAXED);
+}
+
 int main(void)
 {
     /* One worker, so the two yielding threads below really switch to each
@@ -181,6 +236,13 @@ int main(void)
     double fs = futex_switch(100000);
     printf("%-44s weft %9.1f ns   futex   %9.1f ns   %6.1fx\n",
            "switch between two threads (weft: yield)", ys, fs, fs / ys);
+
+    long spun = beside_ticker(spinner, NULL, 200);
+    printf("%-44s another thread still ran %ld times (1 ms sleeps) in 200 ms\n",
+           "a thread spinning in `for (;;) n++;`", spun);
+    long blocked = beside_ticker(blocker, (void *)(intptr_t)200, 200);
+    printf("%-44s another thread still ran %ld times in those 200 ms\n",
+           "a 200 ms blocking call in weft_blocking", blocked);
     printf("\n(make bench runs the full benchmarks; numbers on a shared VM are noisy)\n");
     return 0;
 }
