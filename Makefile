@@ -118,9 +118,11 @@ check-asan: build/runner $(ASAN_TESTS)
 TSAN_TEST_SCALE ?= 0.01
 TSAN_NO_ASLR = $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
 
-TSAN_RUNS = --label tsan --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) $(TSAN_TESTS) \
-	    --label tsan-migrate --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) --env WEFT_DEBUG=migrate \
-	    $(TSAN_TESTS)
+# A proc's fork child starts threads of its own (t_proc_*), which TSan
+# forbids after a multithreaded fork unless die_after_fork=0.
+TSAN_ENV = --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) --env TSAN_OPTIONS=die_after_fork=0
+TSAN_RUNS = --label tsan $(TSAN_ENV) $(TSAN_TESTS) \
+	    --label tsan-migrate $(TSAN_ENV) --env WEFT_DEBUG=migrate $(TSAN_TESTS)
 
 # One runner for everything, so the run ends with one "N passed, N failed".
 check: build/runner $(OPT_TESTS) $(ASAN_TESTS) $(TSAN_TESTS)

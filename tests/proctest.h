@@ -4,7 +4,9 @@
  *
  * A fork child of a multithreaded process starts kernel threads of its
  * own (its weft runtime, when an entry spawns); ThreadSanitizer kills such
- * a child unless die_after_fork is off.
+ * a child unless die_after_fork is off, which the Makefile's TSan runs set
+ * in TSAN_OPTIONS (a __tsan_default_options in the program is not seen by
+ * gcc's shared TSan runtime).
  */
 #ifndef WEFT_TESTS_PROCTEST_H
 #define WEFT_TESTS_PROCTEST_H
@@ -17,14 +19,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <weft.h>
-
-#if defined(WEFT_TSAN)
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "die_after_fork=0";
-}
-#endif
 
 /* Copies the argument to the result. */
 static ssize_t pt_echo(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)

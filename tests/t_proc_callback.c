@@ -127,7 +127,8 @@ int main(void)
         CHECK_ERR(weft_proc_new(&p, &o), 0);
         check_all(p); /* from main: callbacks on a helper weft thread */
         weft_t t;
-        CHECK_ERR(weft_spawn(&t, in_weft, p, NULL), 0);
+        weft_attr a = {.stack_size = 1u << 20}; /* 40 nested calls stack up here */
+        CHECK_ERR(weft_spawn(&t, in_weft, p, &a), 0);
         CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
         /* Nesting is limited: the 65th nested call gets -ELOOP, and every
          * level passes it up; the child lives on. */

@@ -21,10 +21,14 @@ static void *busy(void *arg)
         weft_mutex_lock(&lock);
         counter++;
         weft_mutex_unlock(&lock);
+#if !defined(WEFT_ASAN)
+        /* gcc 12's ASan allocator has no fork handlers: a child forked
+         * while another thread holds one of its locks hangs in malloc. */
         char *m = malloc((size_t)(16 + (i & 1023)));
         CHECK(m != NULL);
         m[0] = (char)i;
         free(m);
+#endif
         if ((i & 4095) == 0 && id % 500 == 0)
             printf("busy %ld at %ld\n", id, i);
         weft_yield();

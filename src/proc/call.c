@@ -52,6 +52,8 @@
 #include <unistd.h>
 
 #define SPIN_NS 30000
+/* A callback helper's stack: nested calls and callbacks stack up on it. */
+#define CB_STACK (1u << 20)
 #define DEFAULT_RING (256 * 1024)
 
 /* ---- the parent's end of the channel ----------------------------------- */
@@ -202,7 +204,8 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
             run_cb(&c);
         } else {
             weft_t t;
-            int s = weft_spawn(&t, cb_thread, &c, NULL);
+            weft_attr a = {.stack_size = CB_STACK, .name = "proc-callback"};
+            int s = weft_spawn(&t, cb_thread, &c, &a);
             if (s == 0)
                 weft_join(t, NULL, WEFT_FOREVER);
             c.result = s == 0 ? c.result : s;

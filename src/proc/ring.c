@@ -73,6 +73,8 @@ static bool has_data(struct end *e, void *arg)
 /* Copies n bytes between a flat buffer and the ring at byte count pos. */
 static void copy_in(char *base, uint64_t size, uint64_t pos, const char *src, size_t n)
 {
+    if (n == 0)
+        return; /* src may be NULL then */
     size_t off = (size_t)(pos & (size - 1));
     size_t first = n < size - off ? n : (size_t)(size - off);
     memcpy(base + off, src, first);
@@ -84,7 +86,7 @@ static void copy_out(const char *base, uint64_t size, uint64_t pos, char *dst, s
 {
     size_t off = (size_t)(pos & (size - 1));
     size_t first = n < size - off ? n : (size_t)(size - off);
-    if (dst) {
+    if (dst && n) {
         memcpy(dst, base + off, first);
         if (n > first)
             memcpy(dst + first, base, n - first);
