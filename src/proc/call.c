@@ -51,7 +51,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define SPIN_NS 30000
+#define SPIN_NS 20000
 /* A callback helper's stack: nested calls and callbacks stack up on it. */
 #define CB_STACK (1u << 20)
 #define DEFAULT_RING (256 * 1024)

@@ -21,7 +21,8 @@
  *
  * Serving. One kernel thread (the forker's copy, or the exec'd main
  * thread) reads a CALL, runs the entry, writes the RETURN, and waits for
- * the next: it spins for SPIN_NS, then sleeps on the region's shared futex
+ * the next: it spins for SPIN_NS (yielding its CPU after SPIN_HOT_NS, so
+ * a parent queued behind it on a busy machine can run), then sleeps on the region's shared futex
  * word (proc.h, doorbells). weft_proc_callback writes a CALLBACK and reads
  * until its CB_RETURN, serving the nested CALLs that come first by
  * recursion, so the child's stack mirrors the parent's chain.
@@ -39,6 +40,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +51,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define SPIN_NS 50000
+#define SPIN_NS 10000
+#define SPIN_HOT_NS 2000
 #define KEEP_BUF (1u << 20)
 #define STARTUP_MAX 256
 
@@ -238,16 +241,20 @@ int weft__proc_child_setup(struct region *r)
 static int child_wait(struct end *e, bool (*ready)(struct end *e, void *arg), void *arg)
 {
     struct region *r = e->r;
-    int64_t until = 0;
+    int64_t start = 0;
     for (int i = 1;; i++) {
         if (ready(e, arg))
             return 0;
         if ((i & 63) == 0) {
             int64_t now = weft_now();
-            if (!until)
-                until = now + SPIN_NS;
-            else if (now >= until)
+            if (!start)
+                start = now;
+            else if (now - start >= SPIN_NS)
                 break;
+            /* Past the first microseconds, let a parent waiting for this
+             * CPU have it (on a busy machine it is often queued here). */
+            if (now - start >= SPIN_HOT_NS)
+                sched_yield();
         }
         cpu_relax();
     }
