@@ -40,7 +40,8 @@ LIB_C    := $(sort $(wildcard src/*/*.c) $(wildcard src/*.c))
 LIB_S    := $(sort $(wildcard src/arch/*.S))
 TEST_C   := $(sort $(wildcard tests/t_*.c))
 BENCH_C  := $(sort $(wildcard bench/*.c))
-EX_C     := $(sort $(wildcard examples/*.c))
+EX_C     := $(filter-out examples/plugin_%.c,$(sort $(wildcard examples/*.c)))
+PLUGIN_C := $(sort $(wildcard examples/plugin_*.c))
 HDRS     := $(wildcard include/*.h include/weft/*.h src/*.h src/*/*.h tests/*.h bench/*.h)
 
 .PHONY: all lib check check-opt check-asan check-tsan bench run install clean format
@@ -79,6 +80,8 @@ ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_C))
 TSAN_TESTS := $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_C))
 BENCHES    := $(patsubst bench/%.c,build/opt/bench/%,$(BENCH_C))
 EXAMPLES   := $(patsubst examples/%.c,build/opt/examples/%,$(EX_C))
+# Plugins the examples load (isolated_plugin loads plugin_demo.so).
+PLUGINS    := $(patsubst examples/%.c,build/opt/examples/%.so,$(PLUGIN_C))
 
 # The shared library exports only weft_* symbols, pinned by the version map.
 build/opt/libweft.so.$(VERSION): $(call objs,build/opt) src/weft.map
@@ -88,7 +91,11 @@ build/opt/libweft.so: build/opt/libweft.so.$(VERSION)
 	ln -sf libweft.so.$(VERSION) build/opt/libweft.so.$(SOVER)
 	ln -sf libweft.so.$(VERSION) $@
 
-all: lib $(OPT_TESTS) $(BENCHES) $(EXAMPLES)
+all: lib $(OPT_TESTS) $(BENCHES) $(EXAMPLES) $(PLUGINS)
+
+build/opt/examples/%.so: examples/%.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT_CFLAGS) -shared $< -o $@
 lib: build/opt/libweft.a build/opt/libweft.so
 
 build/runner: tests/runner.c
