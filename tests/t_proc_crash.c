@@ -41,6 +41,7 @@ static ssize_t hog(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, 
     if (!m)
         return -ENOMEM;
     memset(m, 1, mib << 20);
+    __asm__ volatile("" : : "r"(m) : "memory"); /* clang would elide it all */
     free(m);
     return 0;
 }
