@@ -8,6 +8,7 @@
  */
 #include "proctest.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
@@ -51,6 +52,24 @@ static ssize_t die_locked(weft_proc_ctx_t *ctx, const void *in, size_t len, void
     return 0;
 }
 WEFT_PROC_ENTRY("die_locked", die_locked);
+
+static void *exit_soon(void *arg)
+{
+    (void)arg;
+    usleep(20000);
+    _exit(7);
+}
+
+/* Returns at once; a thread of the child ends it a little later, between
+ * calls. */
+static ssize_t die_later(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, exit_soon, NULL), 0);
+    return 0;
+}
+WEFT_PROC_ENTRY("die_later", die_later);
 
 static void expect_fresh(weft_proc_t *p, int64_t *pid)
 {
@@ -157,6 +176,15 @@ static void one_mode(int mode)
     CHECK_EQ(st.signal, SIGKILL);
     expect_fresh(p, &pid);
 
+    /* A child that died between calls: the next call goes to a fresh one
+     * without an error. */
+    CHECK_ERR(weft_proc_call(p, "die_later", NULL, 0, NULL, 0, WEFT_FOREVER), 0);
+    weft_sleep(weft_after(WEFT_MS(200)));
+    expect_fresh(p, &pid);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.exited, 1);
+    CHECK_EQ(st.code, 7);
+
     /* A deadline that passes while another caller's call runs: that call
      * is not ours to kill. */
     struct holder h = {p, 0};
@@ -168,7 +196,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
     CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_proc_status(p, &st), 0);
-    CHECK_EQ(st.started, 6);
+    CHECK_EQ(st.started, 7);
     expect_fresh(p, &pid);
 
     CHECK_ERR(weft_proc_free(p), 0);
