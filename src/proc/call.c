@@ -17,9 +17,10 @@
  *
  * Waiting (parent_wait): spin for SPIN_NS, yielding to other weft threads
  * (a warm call's answer comes in microseconds: parking would cost more
- * than the call), then set parent_waiting, check again and wait in
- * weft_fdwait on the proc's epoll set (the eventfd the child rings, and
- * the child's pidfd), until the call's deadline.
+ * than the call), while such spins pay off (proc.h, adaptive spinning);
+ * then set parent_waiting, check again and wait in weft_fdwait on the
+ * proc's epoll set (the eventfd the child rings, and the child's pidfd),
+ * until the call's deadline.
  *
  * How a call fails (fail_chain, the one exit for every failure). Whatever
  * ends the wait other than progress, the deadline (-ETIMEDOUT), the
@@ -90,22 +91,30 @@ static int parent_wait(struct end *e, bool (*ready)(struct end *e, void *arg), v
     if (p->broken)
         return p->broken;
     int64_t deadline = p->deadline;
-    bool user = weft__current() != NULL;
-    int64_t spin_end = weft_now() + SPIN_NS;
-    for (int i = 1;; i++) {
-        if (ready(e, arg))
-            return 0;
-        if ((i & 15) == 0) {
-            int64_t now = weft_now();
-            if (deadline >= 0 && now >= deadline)
-                return fail_chain(p, -ETIMEDOUT);
-            if (now >= spin_end)
+    if (spin_should(&p->spin)) {
+        bool user = weft__current() != NULL;
+        int64_t spin_end = weft_now() + SPIN_NS;
+        bool hit = false;
+        for (int i = 1;; i++) {
+            if ((hit = ready(e, arg)))
                 break;
+            if ((i & 15) == 0) {
+                int64_t now = weft_now();
+                if (deadline >= 0 && now >= deadline)
+                    return fail_chain(p, -ETIMEDOUT);
+                if (now >= spin_end)
+                    break;
+            }
+            if (user)
+                weft_yield();
+            else
+                cpu_relax();
         }
-        if (user)
-            weft_yield();
-        else
-            cpu_relax();
+        spin_result(&p->spin, hit);
+        if (hit)
+            return 0;
+    } else if (ready(e, arg)) {
+        return 0;
     }
     for (;;) {
         uint64_t v;

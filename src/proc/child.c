@@ -22,7 +22,8 @@
  * Serving. One kernel thread (the forker's copy, or the exec'd main
  * thread) reads a CALL, runs the entry, writes the RETURN, and waits for
  * the next: it spins for SPIN_NS (yielding its CPU after SPIN_HOT_NS, so
- * a parent queued behind it on a busy machine can run), then sleeps on the region's shared futex
+ * a parent queued behind it on a busy machine can run) while such spins
+ * pay off (proc.h, adaptive spinning), then sleeps on the region's shared futex
  * word (proc.h, doorbells). weft_proc_callback writes a CALLBACK and reads
  * until its CB_RETURN, serving the nested CALLs that come first by
  * recursion, so the child's stack mirrors the parent's chain.
@@ -241,22 +242,30 @@ int weft__proc_child_setup(struct region *r)
 static int child_wait(struct end *e, bool (*ready)(struct end *e, void *arg), void *arg)
 {
     struct region *r = e->r;
-    int64_t start = 0;
-    for (int i = 1;; i++) {
-        if (ready(e, arg))
-            return 0;
-        if ((i & 63) == 0) {
-            int64_t now = weft_now();
-            if (!start)
-                start = now;
-            else if (now - start >= SPIN_NS)
+    static struct spin spin; /* the serving thread's alone */
+    if (spin_should(&spin)) {
+        int64_t start = 0;
+        bool hit = false;
+        for (int i = 1;; i++) {
+            if ((hit = ready(e, arg)))
                 break;
-            /* Past the first microseconds, let a parent waiting for this
-             * CPU have it (on a busy machine it is often queued here). */
-            if (now - start >= SPIN_HOT_NS)
-                sched_yield();
+            if ((i & 63) == 0) {
+                int64_t now = weft_now();
+                if (!start)
+                    start = now;
+                else if (now - start >= SPIN_NS)
+                    break;
+                /* Past the first microseconds, let a parent waiting for
+                 * this CPU have it (on a busy machine it is often queued
+                 * here). */
+                if (now - start >= SPIN_HOT_NS)
+                    sched_yield();
+            }
+            cpu_relax();
         }
-        cpu_relax();
+        spin_result(&spin, hit);
+        if (hit)
+            return 0;
     }
     for (;;) {
         uint32_t bell = load_acquire(&r->child_bell);

@@ -134,6 +134,36 @@ int weft__ring_read(struct end *e, void *dst, size_t len);
 /* Resets the indices and doorbells of both rings (no child runs). */
 void weft__ring_reset(struct region *r);
 
+/*
+ * Adaptive spinning, for both ends: spin before sleeping only while spins
+ * pay off. A wait whose spin found nothing makes the next waits sleep at
+ * once (1, 2, 4, ... up to 64 of them) before one spins again; a spin that
+ * finds progress resets that. On an idle machine a warm call's answer
+ * comes within the spin and neither side sleeps; on a loaded one the other
+ * side is often not running at all, a spin only burns the CPU it needs,
+ * and sleeping at once lets the scheduler's wake-up preference work for
+ * us, as it does for a blocking pipe.
+ */
+struct spin {
+    uint32_t skip, backoff;
+};
+static inline bool spin_should(struct spin *s)
+{
+    if (s->skip == 0)
+        return true;
+    s->skip--;
+    return false;
+}
+static inline void spin_result(struct spin *s, bool hit)
+{
+    if (hit) {
+        s->backoff = 0;
+        return;
+    }
+    s->backoff = s->backoff ? (s->backoff < 64 ? s->backoff * 2 : 64) : 1;
+    s->skip = s->backoff;
+}
+
 /* Process-shared futex (the region is MAP_SHARED between processes). */
 int weft__futex_wait_shared(uint32_t *word, uint32_t val);
 void weft__futex_wake_shared(uint32_t *word);
@@ -164,6 +194,7 @@ struct weft_proc {
     int depth;            /* chain: calls nested now */
     int broken;           /* chain: the error that ended the child, 0: none */
     int64_t deadline;     /* chain: of the innermost call */
+    struct spin spin;     /* chain: adaptive spinning (above) */
 
     /* The child. pid, pidfd and alive change only under mu, and only the
      * call-lock holder (or free) starts or reaps one; kill reads them
