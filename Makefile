@@ -40,7 +40,8 @@ LIB_C    := $(sort $(wildcard src/*/*.c) $(wildcard src/*.c))
 LIB_S    := $(sort $(wildcard src/arch/*.S))
 TEST_C   := $(sort $(wildcard tests/t_*.c))
 BENCH_C  := $(sort $(wildcard bench/*.c))
-EX_C     := $(sort $(wildcard examples/*.c))
+EX_C     := $(filter-out examples/plugin_%.c,$(sort $(wildcard examples/*.c)))
+PLUGIN_C := $(sort $(wildcard examples/plugin_*.c))
 HDRS     := $(wildcard include/*.h include/weft/*.h src/*.h src/*/*.h tests/*.h bench/*.h)
 
 .PHONY: all lib check check-opt check-asan check-tsan bench run install clean format
@@ -88,6 +89,8 @@ ASAN_TESTS := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_C))
 TSAN_TESTS := $(patsubst tests/%.c,build/tsan/tests/%,$(TEST_C))
 BENCHES    := $(patsubst bench/%.c,build/opt/bench/%,$(BENCH_C))
 EXAMPLES   := $(patsubst examples/%.c,build/opt/examples/%,$(EX_C))
+# Plugins the examples load (isolated_plugin loads plugin_demo.so).
+PLUGINS    := $(patsubst examples/%.c,build/opt/examples/%.so,$(PLUGIN_C))
 
 # The shared library exports only weft_* symbols, pinned by the version map.
 build/opt/libweft.so.$(VERSION): $(call objs,build/opt) src/weft.map
@@ -97,7 +100,11 @@ build/opt/libweft.so: build/opt/libweft.so.$(VERSION)
 	ln -sf libweft.so.$(VERSION) build/opt/libweft.so.$(SOVER)
 	ln -sf libweft.so.$(VERSION) $@
 
-all: lib $(OPT_TESTS) $(BENCHES) $(EXAMPLES)
+all: lib $(OPT_TESTS) $(BENCHES) $(EXAMPLES) $(PLUGINS)
+
+build/opt/examples/%.so: examples/%.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT_CFLAGS) -shared $< -o $@
 lib: build/opt/libweft.a build/opt/libweft.so
 
 build/runner: tests/runner.c
@@ -127,9 +134,11 @@ check-asan: build/runner $(ASAN_TESTS)
 TSAN_TEST_SCALE ?= 0.01
 TSAN_NO_ASLR = $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
 
-TSAN_RUNS = --label tsan --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) $(TSAN_TESTS) \
-	    --label tsan-migrate --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) --env WEFT_DEBUG=migrate \
-	    $(TSAN_TESTS)
+# A proc's fork child starts threads of its own (t_proc_*), which TSan
+# forbids after a multithreaded fork unless die_after_fork=0.
+TSAN_ENV = --env WEFT_TEST_SCALE=$(TSAN_TEST_SCALE) --env TSAN_OPTIONS=die_after_fork=0
+TSAN_RUNS = --label tsan $(TSAN_ENV) $(TSAN_TESTS) \
+	    --label tsan-migrate $(TSAN_ENV) --env WEFT_DEBUG=migrate $(TSAN_TESTS)
 
 # One runner for everything, so the run ends with one "N passed, N failed".
 check: build/runner $(OPT_TESTS) $(ASAN_TESTS) $(TSAN_TESTS)

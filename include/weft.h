@@ -535,6 +535,185 @@ WEFT_API int weft_tcp_listen(const char *host, int port, int backlog);
  */
 WEFT_API int weft_tcp_connect(const char *host, int port, int64_t deadline);
 
+
+/* ---- isolated calls: work in a child process ---------------------------
+ *
+ * A weft_proc_t is a child process of the same binary that runs named
+ * entry functions for the parent: code that may hang or crash (a plugin, a
+ * PAM module, a parser fed hostile input) runs where a deadline can always
+ * end it by killing a process, and where its crash cannot take the caller
+ * down. Parent and child share one memory region holding two rings of
+ * bytes (requests, responses) and a dictionary area both may use;
+ * arguments and results are copied through the rings as bytes, streamed,
+ * so they may be larger than the rings.
+ *
+ * Two modes. WEFT_PROC_FORK (the default): the child is a copy-on-write
+ * fork of the parent taken when it starts, so it sees the parent's memory
+ * as it was then; the region is an anonymous MAP_SHARED mapping. Its weft
+ * runtime starts afresh (one worker) at its first weft call.
+ * WEFT_PROC_EXEC: the child is a fresh exec of /proc/self/exe, so the
+ * loader runs anew and the child holds none of the parent's memory; the
+ * region is a memfd. Either way the child keeps only fds 0-2, the fds
+ * opts.keep_fds names and weft's own channel fd; every other fd is closed.
+ *
+ * A child starts at the first call and again at the first call after it
+ * died. Calls to one weft_proc_t are served one at a time (one child runs
+ * one call chain): concurrent callers queue, in no particular order, on a
+ * lock, and their deadlines also bound that wait. Make one weft_proc_t per
+ * caller for parallel work.
+ *
+ * In the parent a caller waits by parking (a weft thread; its worker runs
+ * others) or, on a plain kernel thread, in poll(2); in either case it
+ * spins for some microseconds first, and so does the child, which keeps a
+ * warm call in the microseconds.
+ */
+typedef struct weft_proc weft_proc_t;
+typedef struct weft_proc_ctx weft_proc_ctx_t; /* the child's side of one call */
+
+/* An entry: runs in the child with the call's argument (in, in_len bytes)
+ * and writes its result into out (out_cap bytes, the caller's capacity).
+ * Returns the result's length (0 .. out_cap) or a negative errno, which
+ * the caller gets as is. It runs on the child's kernel thread. */
+typedef ssize_t (*weft_proc_fn)(weft_proc_ctx_t *ctx, const void *in, size_t in_len, void *out,
+                                size_t out_cap);
+
+/* A registered entry. Use WEFT_PROC_ENTRY rather than filling one. */
+typedef struct weft_proc_entry {
+    const char *name;              /* at most WEFT_PROC_NAME_MAX bytes */
+    weft_proc_fn fn;
+    struct weft_proc_entry *next_; /* private */
+    int startup_;                  /* private */
+} weft_proc_entry;
+
+#define WEFT_PROC_NAME_MAX 255
+
+/* Registers e (static storage; it is never copied). WEFT_PROC_ENTRY calls
+ * it from a constructor, at load time, so a freshly exec'd child has the
+ * same entries as its parent; calling it later (from a plugin the child
+ * loaded) works too. Registering a name twice: the later one wins. */
+WEFT_API void weft_proc_register(weft_proc_entry *e);
+
+/* WEFT_PROC_ENTRY("name", fn); at file scope registers fn under "name". */
+#define WEFT_PROC_ENTRY(name, fn) WEFT_PROC_ENTRY_1_(name, fn, __COUNTER__)
+#define WEFT_PROC_ENTRY_1_(name, fn, n) WEFT_PROC_ENTRY_2_(name, fn, n)
+#define WEFT_PROC_ENTRY_2_(name, fn, n)                                                            \
+    static weft_proc_entry weft_proc_entry_##n = {name, fn, 0, 0};                                 \
+    __attribute__((constructor)) static void weft_proc_entry_reg_##n(void)                         \
+    {                                                                                              \
+        weft_proc_register(&weft_proc_entry_##n);                                                  \
+    }                                                                                              \
+    struct weft_proc_entry_semicolon_##n
+
+/* A callback the parent serves: runs in the parent, on a weft thread, when
+ * the child calls weft_proc_callback(ctx, name, ...). It may call p again
+ * (weft_proc_call): that call is served by the same child, nested. */
+typedef ssize_t (*weft_proc_cb_fn)(weft_proc_t *p, void *arg, const void *in, size_t in_len,
+                                   void *out, size_t out_cap);
+typedef struct weft_proc_cb {
+    const char *name; /* copied */
+    weft_proc_cb_fn fn;
+    void *arg;
+} weft_proc_cb;
+
+enum { WEFT_PROC_FORK = 0, WEFT_PROC_EXEC = 1 };
+
+typedef struct weft_proc_opts {
+    int mode;                      /* WEFT_PROC_FORK (0) or WEFT_PROC_EXEC */
+    size_t shared_size;            /* bytes of the shared dictionary area; 0: none */
+    size_t ring_size;              /* bytes of each ring; 0: 256 KiB; a power of
+                                      two from 4 KiB to 1 GiB */
+    const weft_proc_cb *callbacks; /* copied */
+    int ncallbacks;
+    const int *keep_fds;           /* fds the child keeps (same numbers) */
+    int nkeep_fds;
+    uint64_t limit_as;             /* RLIMIT_AS of the child, bytes; 0: inherited */
+    uint64_t limit_cpu;            /* RLIMIT_CPU, seconds (SIGXCPU, then SIGKILL) */
+    uint64_t limit_nofile;         /* RLIMIT_NOFILE */
+    const int *seccomp_deny;       /* system call numbers that fail with EPERM
+                                      in the child (a seccomp filter) */
+    int nseccomp_deny;
+} weft_proc_opts;
+
+/*
+ * Makes a proc (no child yet: the first call starts one) and stores it in
+ * *p. opts NULL: fork mode, no dictionary, no callbacks, no limits.
+ * Returns 0, -EINVAL (bad mode, ring size, counts, a keep fd < 3, a NULL
+ * or too long callback name), -ENOMEM, or an error making the region.
+ */
+WEFT_API int weft_proc_new(weft_proc_t **p, const weft_proc_opts *opts);
+
+/*
+ * Calls the entry named entry in the child with in_len bytes from in and
+ * waits until the deadline for its result, copied into out. Starts a child
+ * if none runs. While it waits, callbacks the child makes run on a weft
+ * thread of the parent. Returns the result's length, or:
+ *
+ *   the entry's own negative result;
+ *   -ETIMEDOUT: the deadline passed (also while waiting for another
+ *     caller's call to end); if the call was under way the child's process
+ *     group was killed and reaped;
+ *   -ECHILD: the child died during the call (a signal, exit(), abort(),
+ *     weft_proc_kill); weft_proc_status says how. The parent goes on; the
+ *     next call starts a fresh child;
+ *   -ENOENT: the child has no such entry; -EMSGSIZE: the entry returned
+ *     more than out_cap; -EPROTO: the child broke the protocol (it was
+ *     killed); -ELOOP: calls nested more than 64 deep;
+ *   -EINVAL (p or entry NULL, entry too long, in NULL with in_len > 0, out
+ *     NULL with out_cap > 0), -ENOMEM, -EAGAIN (no child could be made);
+ *   any other error that ended the caller's wait, once the child has been
+ *     killed and reaped (a stop of the caller: -ECANCELED).
+ *
+ * May switch threads.
+ */
+WEFT_API ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t in_len,
+                                void *out, size_t out_cap, int64_t deadline);
+
+/*
+ * From an entry, in the child: runs the parent's callback named name with
+ * in_len bytes from in, and copies its result into out. Blocks the child's
+ * kernel thread; calls the parent makes meanwhile (from the callback) run
+ * here, nested. Returns the callback's result: its length or its negative
+ * errno; -ENOENT if the parent serves no such callback; -EPERM when not
+ * called on the thread running the entry of ctx; -EMSGSIZE, -EINVAL.
+ */
+WEFT_API ssize_t weft_proc_callback(weft_proc_ctx_t *ctx, const char *name, const void *in,
+                                    size_t in_len, void *out, size_t out_cap);
+
+/* The shared dictionary area (opts.shared_size bytes, zeroed at first, kept
+ * across children) and its size; NULL when there is none. In the parent:
+ */
+WEFT_API void *weft_proc_shared(weft_proc_t *p, size_t *size);
+/* ... and in the child, from an entry: */
+WEFT_API void *weft_proc_ctx_shared(weft_proc_ctx_t *ctx, size_t *size);
+
+/*
+ * Kills the child's process group now (SIGKILL). A call under way returns
+ * -ECHILD; the next call starts a fresh child. Returns 0, or -ESRCH when
+ * no child runs. Does not wait for a call under way to return.
+ */
+WEFT_API int weft_proc_kill(weft_proc_t *p);
+
+/* How the last child ended, and what runs now. */
+typedef struct weft_proc_status {
+    pid_t pid;             /* the child running now, else the last one; 0: none yet */
+    int running;           /* 1 while a child runs */
+    int exited;            /* the last child called exit: its status in code */
+    int code;
+    int signal;            /* the signal that killed the last child, else 0 */
+    int killed;            /* 1 if weft killed it (deadline, kill, stop, free) */
+    unsigned long started; /* children started so far */
+} weft_proc_status_t;
+
+/* Fills *st. Returns 0 or -EINVAL. */
+WEFT_API int weft_proc_status(weft_proc_t *p, weft_proc_status_t *st);
+
+/*
+ * Kills and reaps the child, if any, and frees p: no zombie, fd or mapping
+ * of it is left. Returns 0; -EBUSY while a call is under way (nothing is
+ * freed); NULL: 0. May switch threads.
+ */
+WEFT_API int weft_proc_free(weft_proc_t *p);
+
 #ifdef __cplusplus
 }
 #endif

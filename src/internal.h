@@ -159,6 +159,8 @@ struct slot {
 int weft__slot_alloc(struct uthread *ut);
 /* Unbinds the slot of a descriptor that is being unmapped. */
 void weft__slot_free(uint32_t slot);
+/* A fork child forgets the table's lock and free list (table.c). */
+void weft__slot_reset_child(void);
 
 /* The table's directory of chunks (table.c). */
 #define SLOT_CHUNK_SHIFT 12

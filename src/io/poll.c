@@ -113,6 +113,7 @@
  * wake; Go also polls from idle Ms).
  */
 #include "io/io.h"
+#include "base/zero.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -343,6 +344,24 @@ static void dispatch_all(const struct epoll_event *evs, int n)
 {
     for (int i = 0; i < n; i++)
         dispatch(&evs[i]);
+}
+
+/* A fork child: the epoll instance is the parent's (shared through the
+ * copied fd: waiting on it here would steal the parent's events), and the
+ * table's entries hold the parent's waiters and locks. The child closes
+ * its copies and forgets every fd; the table's chunks stay allocated,
+ * unreferenced. The next wait makes a new epoll instance. */
+void weft__io_reset_child(void)
+{
+    if (epfd >= 0)
+        close(epfd);
+    if (wakefd >= 0)
+        close(wakefd);
+    epfd = wakefd = -1;
+    init_lock = (struct ilock)ILOCK_INIT;
+    poll_owner = NULL;
+    last_poll = 0;
+    weft__zero(fd_dir, sizeof fd_dir);
 }
 
 /* ---- hooks for the scheduler ------------------------------------------- */

@@ -17,6 +17,10 @@
 #define MAX_STACK ((size_t)1 << 30)
 #define DEFAULT_SLICE_NS 10000000
 
+/* Workers a runtime starts with by default: 0 for one per CPU; 1 in a
+ * proc's child (weft__sched_reset_child). */
+static int default_workers;
+
 static int cpus(void)
 {
     cpu_set_t set;
@@ -36,7 +40,7 @@ int weft__stack_size_ok(size_t size)
 static int configure(const weft_config *cfg)
 {
     struct runtime *rt = &weft__rt;
-    int workers = cpus();
+    int workers = default_workers ? default_workers : cpus();
     size_t stack = WEFT_DEFAULT_STACK;
     int64_t slice = DEFAULT_SLICE_NS;
     if (cfg) {
@@ -105,6 +109,18 @@ int weft_init(const weft_config *cfg)
     if (load_acquire(&weft__rt.state) != 0)
         return -EBUSY;
     return start(cfg);
+}
+
+/* A fork child of a running process (proc/spawn.c), or an exec'd proc
+ * child: the runtime counts as not started, with nothing of the parent's
+ * (workers, queues, the monitor), and this kernel thread is a plain one.
+ * The worker and kthread arrays of the parent stay allocated, unreferenced.
+ * The next start makes one worker unless told otherwise. */
+void weft__sched_reset_child(void)
+{
+    memset(&weft__rt, 0, sizeof weft__rt);
+    weft__kthread_set(NULL);
+    default_workers = 1;
 }
 
 void weft__start_default(void)

@@ -17,6 +17,7 @@
  * it).
  */
 #include "sync/sync.h"
+#include "base/zero.h"
 
 #include <errno.h>
 
@@ -152,6 +153,13 @@ static bool park_validate(void *ctx)
 {
     struct park_args *a = ctx;
     return load_acquire(a->addr) == a->expected;
+}
+
+/* A fork child: the buckets hold the parent's waiters (records on stacks
+ * of threads that do not exist here) and maybe locks held for ever. */
+void weft__park_reset_child(void)
+{
+    weft__zero(buckets, sizeof buckets);
 }
 
 int weft_park(const uint32_t *addr, uint32_t expected, int64_t deadline)

@@ -188,6 +188,19 @@ void weft__cache_trim(int64_t now)
         free(list);
 }
 
+/* A fork child: the cache's lock and arrays may be mid-update by threads
+ * that do not exist here. Start empty (the cached stacks leak in the
+ * child), and reset the handle table likewise. */
+void weft__thread_reset_child(void)
+{
+    glock = (struct ilock)ILOCK_INIT;
+    garr = NULL;
+    gcount = gcap = gmin = 0;
+    odd = NULL;
+    nodd = 0;
+    weft__slot_reset_child();
+}
+
 bool weft__cache_trim_pending(void)
 {
     return load_relaxed(&gcount) > GLOBAL_KEEP;

@@ -63,6 +63,12 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 
 void weft__overflow_init(void)
 {
+    /* Installed already (a fork child starting a runtime of its own):
+     * taking ourselves as the previous handler would recurse for ever. */
+    struct sigaction cur;
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_segv)
+        return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_segv;

@@ -70,6 +70,16 @@ int weft__slot_alloc(struct uthread *ut)
     return (int)index;
 }
 
+/* A fork child: the lock may be held by a thread that does not exist
+ * here, and the free list may be mid-update; drop it (those slots leak in
+ * the child). Slots handed out so far keep their descriptors. */
+void weft__slot_reset_child(void)
+{
+    lock = (struct ilock)ILOCK_INIT;
+    free_slots = NULL;
+    nfree = free_cap = 0;
+}
+
 void weft__slot_free(uint32_t index)
 {
     struct slot *s = weft__slot_get(index);

@@ -1,0 +1,323 @@
+/*
+ * spawn.c - starting a proc's child (fork or exec), killing its process
+ * group, and reaping it.
+ *
+ * The forker. Every child is made by one kernel thread of weft's, started
+ * with the first proc, which blocks every signal and lives as long as the
+ * process. A caller hands it a job and waits on a weft condition variable
+ * (a weft thread parks; a plain kernel thread blocks), so:
+ *
+ *   - fork and posix_spawn never run on a worker: a fork copies the page
+ *     tables of the whole process, milliseconds in a big one, and the
+ *     worker would be stuck for all of it;
+ *   - a fork child continues on the forker's own 8 MiB stack, not on some
+ *     64 KiB weft stack, and runs its entries there;
+ *   - PR_SET_PDEATHSIG fires when the thread that made the child exits;
+ *     the forker never exits, so the child dies with the parent process
+ *     and not with whatever thread happened to make it.
+ *
+ * Fork mode, in the child (fork_child): only the forker's kernel thread
+ * exists there, and every other thread's state (weft's internal locks, run
+ * queues, the poller's epoll fd, which the child shares with the parent,
+ * timers, caches) is a copy frozen mid-flight. So before anything else the
+ * child puts every layer back to "not started" (the *_reset_child
+ * functions: sched, parking lot, io, threads); its first weft call starts a
+ * fresh runtime with one worker. glibc's fork has reset malloc's and
+ * stdio's locks; the child drops the copy of stdout's buffer so the
+ * parent's pending output is not printed twice. The parent's other threads
+ * are not stopped: nothing of theirs is used in the child.
+ *
+ * Exec mode: posix_spawn of /proc/self/exe (a vfork: no page tables
+ * copied) in a new process group, with an empty signal mask, default
+ * signal actions, the region's memfd, the doorbell eventfd and the keep
+ * fds made inheritable, and WEFT_PROC_CHILD=memfd,efd in the environment;
+ * child.c takes over in the new image.
+ *
+ * Killing: SIGKILL to the process group (the pgid is the child's pid,
+ * which cannot be reused while the child is unreaped, and only weft reaps
+ * it) and to the pidfd. Reaping: wait for the pidfd to become readable
+ * (weft_fdwait: the caller parks), then waitid(P_PIDFD). A process that
+ * reaps children it does not know (waitpid(-1), SIGCHLD ignored) takes
+ * this status away: weft then reports the child as ended, status unknown.
+ */
+#include "proc/proc.h"
+#include "sync/sync.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FORKER_STACK (8u << 20)
+
+extern char **environ;
+
+struct job {
+    struct weft_proc *p;
+    pid_t pid;           /* written by the forker before done */
+    int err;
+    bool done;           /* mu */
+    weft_mutex_t mu;
+    weft_cond_t cv;
+    struct job *next;    /* jlock */
+};
+
+static pthread_mutex_t jlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t jcond = PTHREAD_COND_INITIALIZER;
+static struct job *jhead, *jtail; /* jlock */
+static bool forker_up;            /* jlock */
+
+/* ---- fork mode: the child ----------------------------------------------- */
+
+static _Noreturn void fork_child(struct weft_proc *p)
+{
+    struct region *r = p->r;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != r->parent_pid)
+        _exit(127); /* the parent died before the line above */
+    weft__sched_reset_child();
+    weft__park_reset_child();
+    weft__io_reset_child();
+    weft__thread_reset_child();
+    /* The proc layer's own: the forker and its queue are the parent's. */
+    pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
+    memcpy(&jlock, &m0, sizeof m0);
+    memcpy(&jcond, &c0, sizeof c0);
+    jhead = jtail = NULL;
+    forker_up = false;
+    __fpurge(stdout);
+    __fpurge(stderr);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    if (weft__proc_child_setup(r) < 0)
+        _exit(126);
+    weft__proc_child_serve(r, p->efd);
+}
+
+/* ---- exec mode ------------------------------------------------------------ */
+
+static int spawn_exec(struct weft_proc *p, pid_t *pid)
+{
+    struct region *r = p->r;
+    char var[64];
+    snprintf(var, sizeof var, "WEFT_PROC_CHILD=%d,%d", p->memfd, p->efd);
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 2) * sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "WEFT_PROC_CHILD=", 16) != 0)
+            env[k++] = environ[i];
+    env[k++] = var;
+    env[k] = NULL;
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    /* dup2 of a fd onto itself clears its FD_CLOEXEC (glibc 2.29+). */
+    posix_spawn_file_actions_adddup2(&fa, p->memfd, p->memfd);
+    posix_spawn_file_actions_adddup2(&fa, p->efd, p->efd);
+    for (int i = 0; i < r->nkeep; i++)
+        posix_spawn_file_actions_adddup2(&fa, r->keep[i], r->keep[i]);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    char *argv[] = {program_invocation_name, NULL};
+    int e = posix_spawn(pid, "/proc/self/exe", &fa, &at, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    free(env);
+    return -e;
+}
+
+/* ---- the forker ------------------------------------------------------------ */
+
+static void run_job(struct job *j)
+{
+    struct weft_proc *p = j->p;
+    if (p->mode == WEFT_PROC_EXEC) {
+        j->err = spawn_exec(p, &j->pid);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        fork_child(p);
+    if (pid < 0) {
+        j->err = -errno;
+        return;
+    }
+    setpgid(pid, pid); /* the child does it too: whoever is first */
+    j->pid = pid;
+    j->err = 0;
+}
+
+static void *forker_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&jlock);
+        while (!jhead)
+            pthread_cond_wait(&jcond, &jlock);
+        struct job *j = jhead;
+        jhead = j->next;
+        if (!jhead)
+            jtail = NULL;
+        pthread_mutex_unlock(&jlock);
+        run_job(j);
+        weft_mutex_lock(&j->mu);
+        j->done = true;
+        weft_cond_signal(&j->cv);
+        weft_mutex_unlock(&j->mu); /* after this j may be gone */
+    }
+    return NULL;
+}
+
+/* Called with jlock held. */
+static int forker_start(void)
+{
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, FORKER_STACK);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    int e = pthread_create(&t, &a, forker_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (e == 0)
+        forker_up = true;
+    return -e;
+}
+
+static int pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0); /* always close-on-exec */
+}
+
+int weft__proc_spawn(struct weft_proc *p)
+{
+    struct region *r = p->r;
+    weft__ring_reset(r);
+    r->parent_pid = getpid();
+    r->efd = p->efd;
+    if (p->mode == WEFT_PROC_EXEC)
+        weft__proc_expected(r);
+
+    struct job j = {.p = p, .mu = WEFT_MUTEX_INIT, .cv = WEFT_COND_INIT};
+    pthread_mutex_lock(&jlock);
+    int e = forker_up ? 0 : forker_start();
+    if (e == 0) {
+        if (jtail)
+            jtail->next = &j;
+        else
+            jhead = &j;
+        jtail = &j;
+        pthread_cond_signal(&jcond);
+    }
+    pthread_mutex_unlock(&jlock);
+    if (e < 0)
+        return e;
+    /* An untimed condition wait: a stop does not end it, so j outlives
+     * the forker's last touch (its unlock of j.mu). */
+    weft_mutex_lock(&j.mu);
+    while (!j.done)
+        weft_cond_wait(&j.cv, &j.mu, WEFT_FOREVER);
+    weft_mutex_unlock(&j.mu);
+    if (j.err < 0)
+        return j.err;
+
+    int fd = pidfd_open(j.pid);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (fd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        e = -weft__errno_get();
+        kill(-j.pid, SIGKILL);
+        kill(j.pid, SIGKILL);
+        if (fd >= 0)
+            close(fd);
+        while (waitpid(j.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return e;
+    }
+    ilock(&p->mu);
+    p->pid = j.pid;
+    p->pidfd = fd;
+    p->alive = true;
+    p->signalled = false;
+    p->st.pid = j.pid;
+    p->st.started++;
+    iunlock(&p->mu);
+    return 0;
+}
+
+void weft__proc_signal(struct weft_proc *p)
+{
+    if (!p->alive)
+        return;
+    struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
+    if (poll(&pf, 1, 0) == 0)
+        p->signalled = true; /* still running: weft is what kills it */
+    /* The group too: whatever the child started in it dies with it. */
+    kill(-p->pid, SIGKILL);
+    syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+}
+
+void weft__proc_reap(struct weft_proc *p)
+{
+    if (!p->alive)
+        return;
+    siginfo_t si;
+    bool known = false;
+    for (;;) {
+        memset(&si, 0, sizeof si);
+        int r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+        if (r == 0 && si.si_pid != 0) {
+            known = true;
+            break;
+        }
+        if (r < 0 && errno != EINTR)
+            break; /* ECHILD: somebody else reaped it */
+        if (r == 0 && weft_fdwait(p->pidfd, WEFT_IN, WEFT_FOREVER) < 0) {
+            /* The wait itself was refused (the caller is being stopped):
+             * block instead. Only for a dying child, so briefly. */
+            while (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+                ;
+            known = si.si_pid != 0;
+            break;
+        }
+    }
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
+    ilock(&p->mu);
+    int fd = p->pidfd;
+    p->pidfd = -1;
+    p->alive = false;
+    p->st.exited = known && si.si_code == CLD_EXITED;
+    p->st.code = p->st.exited ? si.si_status : 0;
+    p->st.signal = known && si.si_code != CLD_EXITED ? si.si_status : 0;
+    p->st.killed = p->signalled;
+    iunlock(&p->mu);
+    weft_close(fd); /* weft_fdwait may have put it in the poller's table */
+}

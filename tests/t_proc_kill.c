@@ -1,0 +1,206 @@
+/*
+ * t_proc_kill.c - ending a child that must stop: a deadline passing
+ * (-ETIMEDOUT; its process group, grandchildren too, killed and reaped),
+ * weft_proc_kill from another thread during a call (-ECHILD) and between
+ * calls (reaped at once), a child that dies holding a lock in the region,
+ * a deadline that passes while waiting for another caller's call (no
+ * kill), and a fresh child after each.
+ */
+#include "proctest.h"
+
+#include <stdatomic.h>
+#include <sys/time.h>
+
+static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    for (;;)
+        pause();
+    return 0;
+}
+WEFT_PROC_ENTRY("hang", hang);
+
+/* Starts a grandchild in the child's process group that hangs too, and
+ * tells its pid in the shared area; then hangs. */
+static ssize_t hang_with_grandchild(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out,
+                                    size_t cap)
+{
+    (void)in, (void)len, (void)out, (void)cap;
+    pid_t g = fork();
+    if (g == 0) {
+        for (;;)
+            pause();
+    }
+    size_t size;
+    volatile int32_t *s = weft_proc_ctx_shared(ctx, &size);
+    s[0] = g;
+    for (;;)
+        pause();
+    return 0;
+}
+WEFT_PROC_ENTRY("hang2", hang_with_grandchild);
+
+/* Takes a spin lock in the shared area, then dies holding it. */
+static ssize_t die_locked(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)in, (void)len, (void)out, (void)cap;
+    size_t size;
+    uint32_t *lock = (uint32_t *)weft_proc_ctx_shared(ctx, &size) + 1;
+    uint32_t z = 0;
+    CHECK(__atomic_compare_exchange_n(lock, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
+    raise(SIGKILL);
+    return 0;
+}
+WEFT_PROC_ENTRY("die_locked", die_locked);
+
+/* Returns at once; a timer's SIGALRM (default action: terminate) ends the
+ * child a little later, between calls. */
+static ssize_t die_later(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    signal(SIGALRM, SIG_DFL);
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    return 0;
+}
+WEFT_PROC_ENTRY("die_later", die_later);
+
+static void expect_fresh(weft_proc_t *p, int64_t *pid)
+{
+    int64_t now = pt_call_pid(p);
+    CHECK(now != *pid);
+    *pid = now;
+}
+
+struct killer {
+    weft_proc_t *p;
+    int64_t after;
+};
+
+static void *kill_later(void *arg)
+{
+    struct killer *k = arg;
+    weft_sleep(weft_after(k->after));
+    CHECK_ERR(weft_proc_kill(k->p), 0);
+    return NULL;
+}
+
+struct holder {
+    weft_proc_t *p;
+    atomic_int started;
+};
+
+static void *hold_long(void *arg)
+{
+    struct holder *h = arg;
+    atomic_store(&h->started, 1);
+    CHECK_ERR(weft_proc_call(h->p, "hang", NULL, 0, NULL, 0, weft_after(WEFT_MS(600))), -ETIMEDOUT);
+    return NULL;
+}
+
+static void one_mode(int mode)
+{
+    weft_proc_opts o = {.mode = mode, .shared_size = 4096};
+    weft_proc_t *p;
+    CHECK_ERR(weft_proc_new(&p, &o), 0);
+    CHECK_ERR(weft_proc_kill(p), -ESRCH);
+    int64_t pid = pt_call_pid(p);
+    weft_proc_status_t st;
+
+    /* A deadline: killed, reaped, and the next call gets a fresh child. */
+    int64_t t0 = weft_now(), deadline = weft_after(WEFT_MS(100));
+    CHECK_ERR(weft_proc_call(p, "hang", NULL, 0, NULL, 0, deadline), -ETIMEDOUT);
+    CHECK(weft_now() >= deadline);
+    CHECK(weft_now() - t0 < WEFT_SEC(20));
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.running, 0);
+    CHECK_EQ(st.killed, 1);
+    CHECK_EQ(st.signal, SIGKILL);
+    CHECK_EQ(st.exited, 0);
+    CHECK(!pt_has_children()); /* reaped */
+    expect_fresh(p, &pid);
+
+    /* The whole process group goes. */
+    int32_t *shared = weft_proc_shared(p, NULL);
+    shared[0] = 0;
+    CHECK_ERR(weft_proc_call(p, "hang2", NULL, 0, NULL, 0, weft_after(WEFT_MS(200))), -ETIMEDOUT);
+    pid_t g = shared[0];
+    CHECK(g > 0);
+    /* The grandchild is not ours to reap; it must be gone or dying. */
+    for (int i = 0; i < 2000 && kill(g, 0) == 0; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", g);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fscanf(f, "%*d %*s %c", &state) != 1)
+            state = 0;
+        fclose(f);
+        if (state == 'Z' || state == 'X')
+            break;
+        usleep(1000);
+    }
+    expect_fresh(p, &pid);
+
+    /* weft_proc_kill from another thread during a call. */
+    struct killer k = {p, WEFT_MS(50)};
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, kill_later, &k, NULL), 0);
+    CHECK_ERR(weft_proc_call(p, "hang", NULL, 0, NULL, 0, weft_after(WEFT_SEC(60))), -ECHILD);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.killed, 1);
+    CHECK_EQ(st.signal, SIGKILL);
+    CHECK(!pt_has_children());
+    expect_fresh(p, &pid);
+
+    /* ... and between calls: reaped at once, no zombie left. */
+    CHECK_ERR(weft_proc_kill(p), 0);
+    CHECK(!pt_has_children());
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.running, 0);
+    CHECK_ERR(weft_proc_kill(p), -ESRCH);
+    expect_fresh(p, &pid);
+
+    /* A child that dies holding a lock in the region wedges nothing. */
+    CHECK_ERR(weft_proc_call(p, "die_locked", NULL, 0, NULL, 0, weft_after(WEFT_SEC(60))), -ECHILD);
+    CHECK_EQ(shared[1], 1); /* still "held" */
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.killed, 0); /* it killed itself */
+    CHECK_EQ(st.signal, SIGKILL);
+    expect_fresh(p, &pid);
+
+    /* A child that died between calls: the next call goes to a fresh one
+     * without an error. */
+    CHECK_ERR(weft_proc_call(p, "die_later", NULL, 0, NULL, 0, WEFT_FOREVER), 0);
+    weft_sleep(weft_after(WEFT_MS(200)));
+    expect_fresh(p, &pid);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.signal, SIGALRM);
+    CHECK_EQ(st.killed, 0);
+
+    /* A deadline that passes while another caller's call runs: that call
+     * is not ours to kill. */
+    struct holder h = {p, 0};
+    CHECK_ERR(weft_spawn(&t, hold_long, &h, NULL), 0);
+    while (!atomic_load(&h.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50)));
+    CHECK_ERR(weft_proc_call(p, "pid", NULL, 0, NULL, 0, weft_after(WEFT_MS(100))), -ETIMEDOUT);
+    CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.started, 7);
+    expect_fresh(p, &pid);
+
+    CHECK_ERR(weft_proc_free(p), 0);
+    CHECK(!pt_has_children());
+}
+
+int main(void)
+{
+    one_mode(WEFT_PROC_FORK);
+    one_mode(WEFT_PROC_EXEC);
+    printf("ok\n");
+    return 0;
+}
