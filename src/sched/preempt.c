@@ -173,7 +173,12 @@ void weft__preempt_init(void)
     if (!weft__rt.slice)
         return;
     xsave_init();
+    nexe = 0; /* a proc's fork child starts a runtime of its own */
     dl_iterate_phdr(first_object, NULL);
+    struct sigaction cur;
+    if (sigaction(PREEMPT_SIGNAL, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == on_signal)
+        return; /* inherited across fork: previous is right already */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_signal;
