@@ -55,6 +55,14 @@
 
 struct worker;
 struct kthread;
+struct wait;
+struct weft_group;
+
+/* A link in a circular doubly linked list with a sentinel head (a group's
+ * members, stop/group.c). */
+struct glink {
+    struct glink *next, *prev;
+};
 
 /* ---- timers (sched/timer.c) ------------------------------------------ */
 
@@ -128,7 +136,42 @@ struct uthread {
                                  when the thread is freed (thread.c) */
 
     char name[WEFT_NAME_MAX];
+
+    /* Stop (stop/ asks, sync/wait.c ends the wait a stop cuts short). */
+    uint64_t stop;            /* atomic: generation << 32 | ST_* flags. Set
+                                 to this incarnation's generation (no flags,
+                                 or its group's) by spawn before the thread
+                                 is published; after that changed only by a
+                                 stopper's CAS, which succeeds only while the
+                                 generation is the one it aims at. So while
+                                 a thread runs, the word always carries its
+                                 own generation, and the flags are its own */
+    struct wait *stop_wait;   /* atomic seq_cst: the wait a stop may end,
+                                 published by the thread itself while it
+                                 blocks in one; STOP_WAIT_BUSY while a
+                                 stopper examines it (sync/wait.c) */
+    struct weft_group *group; /* the group it belongs to, or NULL; fixed
+                                 from spawn to exit */
+    struct glink gnode;       /* in group->members; group->lock */
 };
+
+/* ---- stop requests ------------------------------------------------------
+ *
+ * The flags half of uthread.stop. src/stop/ sets them (weft_stop, groups);
+ * the sync and io layers, above it in the layer order, test them here in
+ * every call that may block, and sync/wait.c ends a wait they cut short.
+ */
+#define ST_STOP 1u  /* a stop was requested: blocking calls give -ECANCELED */
+#define ST_FILES 2u /* WEFT_STOP_FILES: fd calls fail too (but weft_close,
+                       and fds marked exempt) */
+
+/* Has a stop been requested for ut (a running weft thread; NULL: no)? A
+ * relaxed read: a stop that comes later is caught by the wait itself
+ * (sync/wait.c). For weft_blocking and the like. */
+static inline bool weft__stop_requested(const struct uthread *ut)
+{
+    return ut && (load_relaxed(&ut->stop) & ST_STOP);
+}
 
 /* Handle table (thread/table.c). The entry word holds the generation in
  * its high half and the flags below in its low half; the low half doubles
@@ -378,6 +421,14 @@ static inline __attribute__((always_inline)) struct uthread *weft__current(void)
 {
     struct kthread *k = weft__kthread();
     return k ? k->cur : NULL;
+}
+
+/* The ST_* flags of the calling thread: 0 when no stop was requested, and
+ * always on a plain kernel thread, which is never stopped. Same rule. */
+static inline __attribute__((always_inline)) uint32_t weft__stop_self(void)
+{
+    struct uthread *ut = weft__current();
+    return ut ? (uint32_t)load_relaxed(&ut->stop) : 0;
 }
 
 /* An identity for the calling thread that no other live thread shares:

@@ -461,7 +461,7 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s,
     f->tail = &iw;
     iunlock(&f->lock);
 
-    if (weft__wait_block(&iw.w, deadline) == WAIT_WOKEN)
+    if (weft__wait_block(&iw.w, deadline, false) == WAIT_WOKEN)
         return (int)(intptr_t)iw.w.token; /* unlinked by the waker */
     ilock(&f->lock); /* the deadline won: nobody else unlinks us */
     if (iw.prev)

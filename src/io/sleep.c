@@ -19,7 +19,7 @@ int weft_sleep(int64_t deadline)
     if (weft__current()) {
         struct wait w;
         weft__wait_prepare(&w);
-        weft__wait_block(&w, deadline);
+        weft__wait_block(&w, deadline, false);
         return 0;
     }
     if (deadline < 0) {

@@ -111,7 +111,7 @@ static int lookup(const char *host, const char *port, bool passive, int64_t dead
         free(q);
         return -e;
     }
-    uint32_t how = weft__wait_block(&w, deadline);
+    uint32_t how = weft__wait_block(&w, deadline, false);
     if (how != WAIT_WOKEN) {
         ilock(&q->lock);
         q->w = NULL; /* the lookup thread's claim failed: it leaves w alone */

@@ -112,7 +112,7 @@ int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline)
     weft__wait_prepare(&w);
     chan_enqueue(&ch->sendq, &rec);
     iunlock(&ch->lock);
-    if (weft__wait_block(&w, deadline) == WAIT_WOKEN)
+    if (weft__wait_block(&w, deadline, false) == WAIT_WOKEN)
         return CHAN_TOKEN_CLOSED(w.token) ? -EPIPE : 0; /* the waker unlinked rec */
     ilock(&ch->lock);
     if (rec.linked)
@@ -139,7 +139,7 @@ int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline)
     weft__wait_prepare(&w);
     chan_enqueue(&ch->recvq, &rec);
     iunlock(&ch->lock);
-    if (weft__wait_block(&w, deadline) == WAIT_WOKEN)
+    if (weft__wait_block(&w, deadline, false) == WAIT_WOKEN)
         return CHAN_TOKEN_CLOSED(w.token) ? -EPIPE : 0;
     ilock(&ch->lock);
     if (rec.linked)

@@ -90,7 +90,7 @@ int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_s
     iunlock(&b->lock);
     if (before_sleep)
         before_sleep(ctx);
-    if (weft__wait_block(&w.wait, deadline) == WAIT_WOKEN) {
+    if (weft__wait_block(&w.wait, deadline, false) == WAIT_WOKEN) {
         if (token)
             *token = w.wait.token;
         return 0;

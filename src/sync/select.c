@@ -111,7 +111,7 @@ static int wait_only(int64_t deadline)
     struct wait w;
     weft__wait_prepare(&w);
     /* Published nowhere: only the deadline can end it. */
-    weft__wait_block(&w, deadline);
+    weft__wait_block(&w, deadline, false);
     return -ETIMEDOUT;
 }
 
@@ -170,7 +170,7 @@ static int run_select(struct select_state *s, int64_t deadline)
     }
     unlock_all(s);
 
-    uint32_t how = weft__wait_block(&w, deadline);
+    uint32_t how = weft__wait_block(&w, deadline, false);
     int won = how == WAIT_WOKEN ? CHAN_TOKEN_INDEX(w.token) : -1;
     for (int k = 0; k < m; k++) {
         struct chan_waiter *rec = &s->rec[k];

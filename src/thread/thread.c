@@ -112,6 +112,9 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     if (!gen)
         gen = 1;
     ut->handle = (uint64_t)gen << 32 | ut->slot;
+    /* This incarnation's stop word: a stopper aiming at an earlier one
+     * finds another generation and leaves it alone (sync/wait.c). */
+    store_relaxed(&ut->stop, (uint64_t)gen << 32);
     /* Nobody else touches a slot whose descriptor sits in a cache. The
      * release publishes the descriptor to anyone who looks the handle up. */
     store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
