@@ -414,7 +414,7 @@ static void wait_closed(struct fdstate *f, int64_t deadline)
 {
     store_relaxed(&f->flags, f->flags | FD_CLOSEWAIT);
     iunlock(&f->lock);
-    weft__park_ex(f, closing_validate, NULL, f, deadline, 0, NULL);
+    weft__park_ex(f, closing_validate, NULL, f, deadline, 0, NULL, false);
 }
 
 static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsnap *s,

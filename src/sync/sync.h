@@ -103,12 +103,28 @@ struct unpark_info {
  * runs once the caller is queued and the lock is dropped (a condition
  * variable releases its mutex there). Returns 0 when unparked, with the
  * unparker's token in *token (if not NULL), -EAGAIN when validate said no,
- * -ETIMEDOUT when the deadline passed. since is what an unparker that
+ * -ETIMEDOUT when the deadline passed, -ECANCELED when stop is true and a
+ * stop of the caller ended the wait (or had been requested already). since is what an unparker that
  * wakes this waiter first sees as info.since (a lock passes the time the
  * wait began, to decide when to be fair; others pass 0).
  */
 int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_sleep)(void *ctx),
-                  void *ctx, int64_t deadline, int64_t since, uintptr_t *token);
+                  void *ctx, int64_t deadline, int64_t since, uintptr_t *token, bool stop);
+
+/* weft_park with the choice of whether a stop ends the wait (stop: then
+ * -ECANCELED, also at once for a stopped caller that would have to wait);
+ * weft_park itself lets a stop end only a timed park. May switch. */
+int weft__park(const uint32_t *addr, uint32_t expected, int64_t deadline, bool stop);
+
+/* Would a call that must wait with this deadline be cut short by a stop
+ * now? always: the call is one a stop ends whatever its deadline (sleeps,
+ * channels, semaphores, wait groups, I/O); else only a timed wait is. The
+ * waits themselves catch a stop that comes later (wait.c); this lets a
+ * stopped caller fail before it queues. */
+static inline bool weft__stop_cuts(int64_t deadline, bool always)
+{
+    return (always || deadline >= 0) && (weft__stop_self() & ST_STOP);
+}
 
 /*
  * Unparks up to n waiters of addr (n < 0: all; 0: none, just the callback), oldest first. callback,

@@ -283,18 +283,19 @@ int weft_join(weft_t t, void **result, int64_t deadline)
         return 0;
     }
 
-    /* We own the join: only finish changes the word until we free it. */
+    /* We own the join: only finish changes the word until we free it.
+     * weft_park lets a stop end only a timed join (weft.h). */
     for (;;) {
         old = load_acquire(&s->word);
         if (word_flags(old) & TS_EXITED)
             break;
         int r = weft_park(join_key(s), word_flags(old), deadline);
-        if (r == -ETIMEDOUT) {
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
             /* Give the join back, unless the thread finished meanwhile. */
             old = load_acquire(&s->word);
             while (!(word_flags(old) & TS_EXITED))
                 if (cas_acq_rel(&s->word, &old, old & ~(uint64_t)TS_JOINING))
-                    return -ETIMEDOUT;
+                    return r;
             break;
         }
     }
