@@ -193,8 +193,15 @@ struct slot {
 
 /* Binds a free slot to ut; returns the slot index or -ENOMEM. */
 int weft__slot_alloc(struct uthread *ut);
-/* Unbinds the slot of a descriptor that is being unmapped. */
+/* Unbinds the slot of a descriptor that is being unmapped; returns once
+ * no slot pin can still see the descriptor. */
 void weft__slot_free(uint32_t slot);
+/* For a caller that does not own the handle (weft_stop): the descriptor
+ * bound to s now, or NULL, kept mapped until weft__slot_unpin. It may have
+ * ended, or be reused by a later spawn, meanwhile. Never blocks; hold it
+ * for a few instructions only (an unmap waits for every pin). */
+struct uthread *weft__slot_pin(struct slot *s);
+void weft__slot_unpin(void);
 
 /* The table's directory of chunks (table.c). */
 #define SLOT_CHUNK_SHIFT 12
@@ -241,6 +248,14 @@ void weft__cache_trim(int64_t now);
 _Noreturn void weft__thread_entry(void *arg);
 /* Frees a finished detached thread once it is off its stack for good. */
 void weft__thread_free_detached(struct uthread *ut);
+
+/* The stop layer's hooks for a thread's life (stop/group.c), called by
+ * spawn and exit above it in the layer order, as the scheduler calls the
+ * poller's. enter: puts ut (handle and stop word set, not yet published)
+ * in g and gives it g's stop flags. leave: takes ut out of its group, the
+ * first thing its exit does, before it is marked finished. */
+void weft__group_enter(struct weft_group *g, struct uthread *ut);
+void weft__group_leave(struct uthread *ut);
 
 /* Overflow reports (thread/overflow.c). */
 void weft__overflow_init(void);

@@ -87,6 +87,10 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     struct uthread *ut = weft__cache_get(k ? k->w : NULL, size);
     if (!ut && !(ut = weft__stack_new(size)))
         return -ENOMEM;
+    /* Its group: the one attr names, else the spawner's (none for a
+     * plain kernel thread's). */
+    struct uthread *self = k ? k->cur : NULL;
+    ut->group = attr && attr->group ? attr->group : self ? self->group : NULL;
 
     ut->fn = fn;
     ut->arg = arg;
@@ -115,6 +119,8 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     /* This incarnation's stop word: a stopper aiming at an earlier one
      * finds another generation and leaves it alone (sync/wait.c). */
     store_relaxed(&ut->stop, (uint64_t)gen << 32);
+    if (ut->group)
+        weft__group_enter(ut->group, ut); /* and its stop flags, if stopped */
     /* Nobody else touches a slot whose descriptor sits in a cache. The
      * release publishes the descriptor to anyone who looks the handle up. */
     store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
@@ -129,6 +135,10 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
  * Returns the stack pointer for weft__ctx_resume. */
 static void *finish(struct uthread *ut, void *result)
 {
+    /* Out of the group first: a listed thread must still be this
+     * incarnation for a group stop to touch it (stop/stop.c). */
+    if (ut->group)
+        weft__group_leave(ut);
     ut->result = result;
     ut->exiting = true;
     /* Until the switch below completes this thread still runs on its
