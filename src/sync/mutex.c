@@ -111,7 +111,9 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
         return -EDEADLK;
 
     uint32_t mine = 0; /* M_WOKEN while this thread holds that bit */
-    int spin = 0;
+    /* A timed lock of a stopped thread fails at once, below, unless the
+     * mutex is free: no spinning for it. */
+    int spin = weft__stop_cuts(deadline, false) ? SPIN_MAX : 0;
     int64_t since = 0;
     for (;;) {
         uint32_t s = load_relaxed(&m->state);
