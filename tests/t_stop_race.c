@@ -17,6 +17,9 @@
  *               for a waiter that gave up
  *   reuse       stops aimed at threads that end and whose descriptors are
  *               reused at once never reach the threads that reuse them
+ *   unmap       the same while the descriptors of the ended threads are
+ *               unmapped (odd stack sizes past the cache's few): the
+ *               stopper's touch of a descriptor never outlives its mapping
  *
  * Rounds: test_scale(2000) per case. Every outcome is accepted as long as
  * the totals add up; the counts of each are printed.
@@ -373,6 +376,61 @@ static void race_reuse(long rounds)
            rounds * 5, stops);
 }
 
+/* ---- unmap ---- */
+
+#define BATCH 128
+static uint64_t batch[BATCH]; /* atomic entries: handles of ended threads */
+
+static void *batch_stopper(void *arg)
+{
+    long *stops = arg;
+    unsigned x = 12345;
+    while (!__atomic_load_n(&reuse_done, __ATOMIC_ACQUIRE)) {
+        x = x * 1103515245u + 12345u;
+        weft_t h = __atomic_load_n(&batch[(x >> 8) % BATCH], __ATOMIC_ACQUIRE);
+        if (h) {
+            int r = weft_stop(h, WEFT_STOP_FILES);
+            CHECK(r == 0 || r == -ESRCH);
+            (*stops)++;
+        }
+        if ((*stops & 63) == 0)
+            weft_yield();
+    }
+    return NULL;
+}
+
+static void race_unmap(long rounds)
+{
+    long stops = 0, nb = rounds / 40 + 1;
+    __atomic_store_n(&reuse_done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&innocents_done, 0, __ATOMIC_RELAXED);
+    weft_t s;
+    CHECK_ERR(weft_spawn(&s, batch_stopper, &stops, NULL), 0);
+    /* 48 KiB: not the default size, so at most 64 such stacks are kept
+     * and the rest are unmapped as the batch ends (thread/cache.c). */
+    weft_attr odd = {.stack_size = 48 * 1024};
+    for (long b = 0; b < nb; b++) {
+        weft_t v[BATCH];
+        for (int i = 0; i < BATCH; i++) {
+            CHECK_ERR(weft_spawn(&v[i], victim, NULL, &odd), 0);
+            __atomic_store_n(&batch[i], v[i], __ATOMIC_RELEASE);
+        }
+        for (int i = 0; i < BATCH; i++)
+            CHECK_ERR(weft_join(v[i], NULL, WEFT_FOREVER), 0);
+        for (int i = 0; i < BATCH / 2; i++)
+            CHECK_ERR(weft_spawn(NULL, innocent, NULL, &odd), 0);
+        weft_yield();
+    }
+    __atomic_store_n(&reuse_done, 1, __ATOMIC_RELEASE);
+    CHECK_ERR(weft_join(s, NULL, WEFT_FOREVER), 0);
+    while (__atomic_load_n(&innocents_done, __ATOMIC_ACQUIRE) < nb * (BATCH / 2))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    CHECK_EQ(__atomic_load_n(&innocent_hit, __ATOMIC_RELAXED), 0);
+    printf("unmap      %ld victims with unmapped stacks, %ld stops aimed at them: no other "
+           "thread was stopped\n",
+           nb * BATCH, stops);
+}
+
 static void *all(void *arg)
 {
     long rounds = *(long *)arg;
@@ -384,6 +442,7 @@ static void *all(void *arg)
     race_park(rounds);
     race_mutex(rounds);
     race_reuse(rounds);
+    race_unmap(rounds);
     return NULL;
 }
 
