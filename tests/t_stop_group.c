@@ -191,18 +191,33 @@ static void later(void)
 
 /* ---- self ---- */
 
+static weft_mutex_t self_m = WEFT_MUTEX_INIT;
+
+/* A kid that outlives the stop: an untimed lock is not cut short. */
+static void *locker(void *arg)
+{
+    (void)arg;
+    CHECK_ERR(weft_mutex_lock(&self_m), 0);
+    CHECK_EQ(weft_stopping(), 1);
+    CHECK_ERR(weft_mutex_unlock(&self_m), 0);
+    return NULL;
+}
+
 static void *stops_its_group(void *arg)
 {
     weft_group_t *mine = arg;
     weft_group_t *kids;
     CHECK_ERR(weft_group_new(&kids, NULL), 0); /* a subgroup of mine */
+    CHECK_ERR(weft_mutex_lock(&self_m), 0);
     for (int i = 0; i < 6; i++)
         CHECK_ERR(weft_detach(spawn_in(kids, blocker, NULL)), 0);
+    CHECK_ERR(weft_detach(spawn_in(kids, locker, NULL)), 0);
     CHECK_ERR(weft_group_wait(mine, 0), -EDEADLK);
     CHECK_ERR(weft_group_wait(kids, 0), -ETIMEDOUT);
     CHECK_ERR(weft_group_stop(mine, 0), 0);
     CHECK_EQ(weft_stopping(), 1);
     CHECK_ERR(weft_group_wait(kids, FAR), -ECANCELED); /* timed: cut short */
+    CHECK_ERR(weft_mutex_unlock(&self_m), 0);          /* the locker can end */
     CHECK_ERR(weft_group_wait(kids, WEFT_FOREVER), 0); /* untimed: works */
     CHECK_ERR(weft_group_free(kids), 0);
     return NULL;
