@@ -78,6 +78,8 @@ $(1)/bench/%: bench/%.c $(1)/libweft.a $(HDRS)
 $(1)/examples/%: examples/%.c $(1)/libweft.a $(HDRS)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(2) $$< -o $$@ $(1)/libweft.a $(3) $(LDLIBS)
+# A test that runs an example finds it beside itself, built the same way.
+$(1)/tests/t_graceful_server: $(1)/examples/graceful_server
 endef
 
 $(eval $(call CONFIG,build/opt,$(OPT_CFLAGS),))

@@ -61,7 +61,8 @@ WEFT_API int64_t weft_after(int64_t ns);
  * Sleeps until the deadline: a weft thread parks (its worker runs others)
  * and is woken by its worker's timer; a kernel thread sleeps in the kernel.
  * Returns 0, never before the deadline; at once for a deadline already
- * past. WEFT_FOREVER sleeps for ever. May switch threads.
+ * past. WEFT_FOREVER sleeps for ever. -ECANCELED when the caller is
+ * stopped (weft_stop), before or during the sleep. May switch threads.
  */
 WEFT_API int weft_sleep(int64_t deadline);
 
@@ -89,9 +90,17 @@ WEFT_API int weft_init(const weft_config *cfg);
  * 0 is never a thread. */
 typedef uint64_t weft_t;
 
+/* A group of threads that can be stopped and waited for together
+ * (weft_group_new, below). */
+typedef struct weft_group weft_group_t;
+
+/* Zero-initialize it (weft_attr a = {0}, or designated initializers):
+ * every field's zero is its default. */
 typedef struct weft_attr {
-    size_t stack_size; /* 0: the runtime's default; rounded up to pages */
-    const char *name;  /* copied (first 31 bytes); NULL: no name */
+    size_t stack_size;    /* 0: the runtime's default; rounded up to pages */
+    const char *name;     /* copied (first 31 bytes); NULL: no name */
+    weft_group_t *group;  /* the group the thread joins; NULL: its
+                             spawner's (none for a plain kernel thread's) */
 } weft_attr;
 
 /*
@@ -109,7 +118,9 @@ WEFT_API int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_at
  * then frees the handle. Returns 0; -ESRCH for a stale, unknown or already
  * joined handle; -EINVAL if t is detached or another join is in progress;
  * -EDEADLK if t is the caller; -ETIMEDOUT when the deadline passes first
- * (t can still be joined later). May switch threads.
+ * (t can still be joined later); -ECANCELED for a stopped caller whose
+ * join has a deadline and would wait (an untimed join keeps working).
+ * May switch threads.
  */
 WEFT_API int weft_join(weft_t t, void **result, int64_t deadline);
 
@@ -154,12 +165,116 @@ WEFT_API int64_t weft_blocking(int64_t (*fn)(void *), void *arg);
 WEFT_API void weft_preempt_disable(void);
 WEFT_API void weft_preempt_enable(void);
 
+/* ---- stopping threads and groups ----------------------------------------
+ *
+ * A stop asks a thread to end soon and nicely: it is not killed, but its
+ * calls that would block fail with -ECANCELED, so it unwinds through its
+ * own error paths, releasing what it holds. Exactly:
+ *
+ *  - Cut short (-ECANCELED), timed or not: sleeps, channel send, receive
+ *    and select, semaphore and wait-group waits, every fd wrapper's wait
+ *    for readiness, name lookups in the TCP helpers. A call already
+ *    blocked in one is woken at once.
+ *  - Cut short only when given a deadline other than WEFT_FOREVER: mutex,
+ *    rwlock and condition-variable waits, weft_park, weft_join and
+ *    weft_group_wait. Untimed, they keep working, as do weft_mutex_lock,
+ *    weft_once and weft_barrier_wait, so a stopping thread can still clean
+ *    up and wait for its children.
+ *  - A call that can complete without waiting still completes: data
+ *    already buffered is read, a free mutex is taken, a waiting channel
+ *    partner is served. Where a stopped call would have to wait it fails
+ *    at once, whatever its deadline (also 0: -ECANCELED, not -ETIMEDOUT).
+ *  - With WEFT_STOP_FILES, every fd call of the thread (the wrappers,
+ *    weft_accept, weft_connect, weft_fdwait, the TCP helpers) fails with
+ *    -ECANCELED before trying, except weft_close.
+ *  - An fd marked with weft_fd_exempt works in every case, as if no stop
+ *    had been requested: a stopping thread's log.
+ *
+ * A stop is sticky (it is never undone) and idempotent; a later stop may
+ * add WEFT_STOP_FILES. A wake-up and a stop that race are never both lost
+ * nor both delivered: the call returns either what woke it (and the next
+ * call that would wait fails) or -ECANCELED (and what would have woken it
+ * stays for someone else: the element in the channel, the unit in the
+ * semaphore, the data in the socket).
+ *
+ * Groups. Every weft thread belongs to at most one group, fixed at spawn:
+ * weft_attr.group, else its spawner's. Groups nest. Stopping a group stops
+ * every thread in it and in its subgroups, and every thread spawned into
+ * any of them later (it starts stopped), and makes subgroups created later
+ * stopped too.
+ *
+ * Plain kernel threads (main, foreign pthreads) are not weft threads: they
+ * belong to no group, cannot be named by a weft_t, are never stopped, and
+ * weft_stopping() returns 0 on them; every call keeps working there. They
+ * may stop weft threads and groups, and wait for groups. A thread they
+ * spawn belongs to no group unless its attr names one.
+ */
+
+/* Flags of weft_stop and weft_group_stop. */
+#define WEFT_STOP_FILES 1u /* fd calls fail too, but weft_close and exempt fds */
+
+/*
+ * Makes a group in *g, a subgroup of parent (NULL: of the caller's group;
+ * a top-level group when the caller has none). A subgroup of a stopped
+ * group starts stopped. Returns 0, -EINVAL (g NULL), -ENOMEM.
+ */
+WEFT_API int weft_group_new(weft_group_t **g, weft_group_t *parent);
+
+/*
+ * Stops every thread in g and its subgroups, now and spawned later (see
+ * above). flags: 0 or WEFT_STOP_FILES. Returns 0 (also when g was stopped
+ * already), -EINVAL (g NULL, other flags). Never blocks for long: it
+ * takes internal locks and a mutex, and wakes the stopped threads.
+ */
+WEFT_API int weft_group_stop(weft_group_t *g, unsigned flags);
+
+/*
+ * Waits until no thread remains in g or its subgroups (every one has
+ * returned from its function or called weft_exit). Returns 0 (at once for
+ * an empty group), -ETIMEDOUT, -ECANCELED (a stopped caller, timed wait
+ * only), -EDEADLK when the caller is itself in g or a subgroup, -EINVAL.
+ * A waiter woken by the group emptying returns 0 even if a thread was
+ * spawned into it again meanwhile. May switch threads.
+ */
+WEFT_API int weft_group_wait(weft_group_t *g, int64_t deadline);
+
+/*
+ * Frees an empty group. -EBUSY while threads remain in it or its
+ * subgroups, or while it has subgroups (free them first); -EINVAL for
+ * NULL. The group must not be used again, and no thread may spawn into it
+ * or start waiting on it while this runs.
+ */
+WEFT_API int weft_group_free(weft_group_t *g);
+
+/*
+ * Stops thread t (see above). flags: 0 or WEFT_STOP_FILES. Returns 0 (also
+ * for a thread that has finished but is not yet joined, and for t the
+ * caller itself), -ESRCH for a stale or unknown handle, -EINVAL for other
+ * flags.
+ */
+WEFT_API int weft_stop(weft_t t, unsigned flags);
+
+/* 1 if a stop was requested for the calling weft thread, else 0 (always 0
+ * on a plain kernel thread). */
+WEFT_API int weft_stopping(void);
+
+/*
+ * Marks the open file at fd (exempt != 0) as one that stops do not
+ * affect, or clears the mark: calls on it behave for a stopped thread as
+ * for any other, WEFT_STOP_FILES or not. For logs. The mark belongs to the
+ * file weft knows by that number: weft_close clears it, and so does a new
+ * file weft_accept or the TCP helpers put at the number. Returns 0,
+ * -EBADF (not an open fd), -ENOMEM.
+ */
+WEFT_API int weft_fd_exempt(int fd, int exempt);
+
 /* ---- parking: a futex for user threads --------------------------------- */
 
 /*
  * If *addr == expected, blocks the caller until weft_unpark(addr, ...) wakes
  * it or the deadline passes. Returns 0 when woken, -EAGAIN if *addr differed,
- * -ETIMEDOUT when the deadline passed. Spurious wake-ups do not happen, but
+ * -ETIMEDOUT when the deadline passed, -ECANCELED when the caller is
+ * stopped and the park has a deadline (an untimed park is not cut short). Spurious wake-ups do not happen, but
  * callers re-check their condition, as with any futex. May switch threads.
  */
 WEFT_API int weft_park(const uint32_t *addr, uint32_t expected, int64_t deadline);
@@ -173,7 +288,10 @@ WEFT_API int weft_unpark(const uint32_t *addr, int n);
  * others) and blocks a plain kernel thread on a futex; both kinds may wait
  * on the same object. A waiter is woken exactly once: by the matching
  * release, or by its deadline; a woken waiter that loses the race for the
- * object waits again, so waits are not strictly FIFO. A deadline of 0 (or
+ * object waits again, so waits are not strictly FIFO. A stopped thread's
+ * waits follow the stop rules (weft_stop): semaphore and wait-group waits
+ * give -ECANCELED; mutex, rwlock and condition waits only when timed. A
+ * deadline of 0 (or
  * any time past) makes a call try once without parking (a timed mutex lock
  * may still spin briefly while the owner runs). A NULL object pointer gives
  * -EINVAL from every call. The objects hold no resources: statically
@@ -204,7 +322,8 @@ WEFT_API int weft_mutex_destroy(weft_mutex_t *m);
 WEFT_API int weft_mutex_lock(weft_mutex_t *m);
 /* 0 or -EBUSY (also when the caller holds it). Never blocks. */
 WEFT_API int weft_mutex_trylock(weft_mutex_t *m);
-/* As lock, or -ETIMEDOUT when the deadline passes first. */
+/* As lock, or -ETIMEDOUT when the deadline passes first, or -ECANCELED
+ * when the caller is stopped and would wait (lock itself keeps working). */
 WEFT_API int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline);
 /* 0, or -EPERM if the caller does not hold m. */
 WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
@@ -213,7 +332,8 @@ WEFT_API int weft_mutex_unlock(weft_mutex_t *m);
  * A condition variable, Mesa semantics: a woken waiter re-acquires the
  * mutex and must re-check its condition. wait atomically releases m and
  * parks; it returns holding m, always: 0 when signalled, -ETIMEDOUT when
- * the deadline passed, -EPERM (without waiting) if the caller does not hold
+ * the deadline passed, -ECANCELED (without releasing m) for a stopped
+ * caller with a deadline, -EPERM (without waiting) if the caller does not hold
  * m. A signal wakes the longest waiter; signalling with no waiter is a
  * no-op. Signal while holding m for predictable wake-ups.
  */
@@ -232,7 +352,8 @@ WEFT_API int weft_cond_broadcast(weft_cond_t *c);
 
 /*
  * A counting semaphore. wait takes one unit, parking while there is none:
- * 0 or -ETIMEDOUT. post gives one back and wakes a waiter: 0, or
+ * 0, -ETIMEDOUT, or -ECANCELED when the caller is stopped (with or
+ * without a deadline). post gives one back and wakes a waiter: 0, or
  * -EOVERFLOW at WEFT_SEM_MAX.
  */
 typedef struct weft_sem {
@@ -315,7 +436,7 @@ WEFT_API int weft_once(weft_once_t *o, void (*fn)(void));
  * negative gives -EINVAL and is not applied; past INT32_MAX, -EOVERFLOW.
  * Every waiter parked when the count reaches zero returns 0, even if add
  * makes it nonzero again before the waiter runs, so a group may be reused
- * at once.
+ * at once. wait gives -ETIMEDOUT, or -ECANCELED for a stopped caller.
  */
 typedef struct weft_wg {
     uint32_t count;   /* private: an int32_t */
@@ -367,7 +488,8 @@ WEFT_API int weft_chan_new(weft_chan_t **ch, size_t elem_size, size_t capacity);
  * Sends the element at elem (elem_size bytes, copied): hands it to a waiting
  * receiver, else puts it in the ring, else waits for room or a receiver
  * until the deadline. Returns 0; -EPIPE when the channel is closed (before
- * or while waiting: the element was not sent); -ETIMEDOUT; -EINVAL when ch
+ * or while waiting: the element was not sent); -ETIMEDOUT; -ECANCELED when
+ * the caller is stopped and would wait (not sent); -EINVAL when ch
  * or elem is NULL. May switch threads.
  */
 WEFT_API int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline);
@@ -376,7 +498,8 @@ WEFT_API int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline)
  * Receives an element into elem (elem_size bytes; elem NULL: discard it):
  * the oldest in the ring, else one from a waiting sender, else waits until
  * the deadline. Returns 0; -EPIPE when the channel is closed and nothing is
- * left in it (a closed channel is drained first); -ETIMEDOUT; -EINVAL when
+ * left in it (a closed channel is drained first); -ETIMEDOUT; -ECANCELED
+ * when the caller is stopped and would wait; -EINVAL when
  * ch is NULL. May switch threads.
  */
 WEFT_API int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline);
@@ -410,7 +533,8 @@ typedef struct weft_chan_op {
  * Completes exactly one of the n operations in ops: one that can complete
  * at once if any (chosen at random among those that can, so none starves),
  * else the first that becomes possible before the deadline. Returns the
- * index of the operation that completed; -ETIMEDOUT when none could before
+ * index of the operation that completed; -ECANCELED when the caller is
+ * stopped and none can complete at once; -ETIMEDOUT when none could before
  * the deadline (deadline 0: try once); -EINVAL for n < 0, ops NULL with
  * n > 0, a bad dir, or a send with elem NULL; -ENOMEM (only above 16
  * operations, for bookkeeping).
@@ -437,7 +561,10 @@ WEFT_API int weft_chan_select(weft_chan_op *ops, int n, int64_t deadline);
  * what one write(2) wrote once the fd was writable (a short count when the
  * kernel took only part; the wrappers do not loop); -ECONNRESET, -EPIPE
  * and the rest as the kernel reports them. -ETIMEDOUT when the deadline
- * passes first, never before it; a deadline of 0 tries once.
+ * passes first, never before it; a deadline of 0 tries once. A stopped
+ * weft thread's call still makes its try but gives -ECANCELED where it
+ * would wait; with WEFT_STOP_FILES it gives -ECANCELED at once (weft_close
+ * excepted), and an fd marked with weft_fd_exempt ignores stops.
  *
  * The first wrapper call on a fd sets O_NONBLOCK on its open file (shared
  * with every fd duplicated from it and with other processes holding it)

@@ -59,6 +59,14 @@
 
 struct worker;
 struct kthread;
+struct wait;
+struct weft_group;
+
+/* A link in a circular doubly linked list with a sentinel head (a group's
+ * members, stop/group.c). */
+struct glink {
+    struct glink *next, *prev;
+};
 
 /* ---- timers (sched/timer.c) ------------------------------------------ */
 
@@ -135,7 +143,42 @@ struct uthread {
                                  when the thread is freed (thread.c) */
 
     char name[WEFT_NAME_MAX];
+
+    /* Stop (stop/ asks, sync/wait.c ends the wait a stop cuts short). */
+    uint64_t stop;            /* atomic: generation << 32 | ST_* flags. Set
+                                 to this incarnation's generation (no flags,
+                                 or its group's) by spawn before the thread
+                                 is published; after that changed only by a
+                                 stopper's CAS, which succeeds only while the
+                                 generation is the one it aims at. So while
+                                 a thread runs, the word always carries its
+                                 own generation, and the flags are its own */
+    struct wait *stop_wait;   /* atomic seq_cst: the wait a stop may end,
+                                 published by the thread itself while it
+                                 blocks in one; STOP_WAIT_BUSY while a
+                                 stopper examines it (sync/wait.c) */
+    struct weft_group *group; /* the group it belongs to, or NULL; fixed
+                                 from spawn to exit */
+    struct glink gnode;       /* in group->members; group->lock */
 };
+
+/* ---- stop requests ------------------------------------------------------
+ *
+ * The flags half of uthread.stop. src/stop/ sets them (weft_stop, groups);
+ * the sync and io layers, above it in the layer order, test them here in
+ * every call that may block, and sync/wait.c ends a wait they cut short.
+ */
+#define ST_STOP 1u  /* a stop was requested: blocking calls give -ECANCELED */
+#define ST_FILES 2u /* WEFT_STOP_FILES: fd calls fail too (but weft_close,
+                       and fds marked exempt) */
+
+/* Has a stop been requested for ut (a running weft thread; NULL: no)? A
+ * relaxed read: a stop that comes later is caught by the wait itself
+ * (sync/wait.c). For weft_blocking and the like. */
+static inline bool weft__stop_requested(const struct uthread *ut)
+{
+    return ut && (load_relaxed(&ut->stop) & ST_STOP);
+}
 
 /* Handle table (thread/table.c). The entry word holds the generation in
  * its high half and the flags below in its low half; the low half doubles
@@ -157,10 +200,17 @@ struct slot {
 
 /* Binds a free slot to ut; returns the slot index or -ENOMEM. */
 int weft__slot_alloc(struct uthread *ut);
-/* Unbinds the slot of a descriptor that is being unmapped. */
+/* Unbinds the slot of a descriptor that is being unmapped; returns once
+ * no slot pin can still see the descriptor. */
 void weft__slot_free(uint32_t slot);
 /* A fork child forgets the table's lock and free list (table.c). */
 void weft__slot_reset_child(void);
+/* For a caller that does not own the handle (weft_stop): the descriptor
+ * bound to s now, or NULL, kept mapped until weft__slot_unpin. It may have
+ * ended, or be reused by a later spawn, meanwhile. Never blocks; hold it
+ * for a few instructions only (an unmap waits for every pin). */
+struct uthread *weft__slot_pin(struct slot *s);
+void weft__slot_unpin(void);
 
 /* The table's directory of chunks (table.c). */
 #define SLOT_CHUNK_SHIFT 12
@@ -207,6 +257,14 @@ void weft__cache_trim(int64_t now);
 _Noreturn void weft__thread_entry(void *arg);
 /* Frees a finished detached thread once it is off its stack for good. */
 void weft__thread_free_detached(struct uthread *ut);
+
+/* The stop layer's hooks for a thread's life (stop/group.c), called by
+ * spawn and exit above it in the layer order, as the scheduler calls the
+ * poller's. enter: puts ut (handle and stop word set, not yet published)
+ * in g and gives it g's stop flags. leave: takes ut out of its group, the
+ * first thing its exit does, before it is marked finished. */
+void weft__group_enter(struct weft_group *g, struct uthread *ut);
+void weft__group_leave(struct uthread *ut);
 
 /* Overflow reports (thread/overflow.c). */
 void weft__overflow_init(void);
@@ -442,6 +500,14 @@ static inline __attribute__((always_inline)) void weft__preempt_point(void)
     struct worker *w = weft__worker();
     if (w && unlikely(load_relaxed(&w->preempt_tick) == w->tick + 1))
         weft__preempt_yield();
+}
+
+/* The ST_* flags of the calling thread: 0 when no stop was requested, and
+ * always on a plain kernel thread, which is never stopped. Same rule. */
+static inline __attribute__((always_inline)) uint32_t weft__stop_self(void)
+{
+    struct uthread *ut = weft__current();
+    return ut ? (uint32_t)load_relaxed(&ut->stop) : 0;
 }
 
 /* An identity for the calling thread that no other live thread shares:

@@ -14,6 +14,13 @@
  * exactly one try, and -ETIMEDOUT comes either from that check or from the
  * wait's timer, both at or after the deadline.
  *
+ * Stops (weft.h). A stopped thread's call still makes its try, so data
+ * already there is read and room already there is written; where it would
+ * wait it returns -ECANCELED, and a stop that comes during the wait ends
+ * it (poll.c). With WEFT_STOP_FILES the call fails before its try. An fd
+ * marked exempt (FD_EXEMPT, weft_fd_exempt) ignores stops altogether. The
+ * flag is read once per call, from the flags word the call loads anyway.
+ *
  * Rejected: skipping the try when the last read came back short and no
  * edge has come since. In a request/response loop that try is the one
  * EAGAIN of three system calls per round trip (read, write, read), and an
@@ -49,6 +56,9 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
     struct fdsnap s;
     struct io_ctx io = {f, &s};
     s.closes = load_acquire(&f->closes); /* pairs with weft_close */
+    bool stop = !(load_relaxed(&f->flags) & FD_EXEMPT); /* do stops apply? */
+    if (unlikely(stop && (weft__stop_self() & ST_FILES)))
+        return -ECANCELED;
     int r = weft__fd_nonblock(f, fd, s.closes);
     if (r < 0)
         return r;
@@ -68,9 +78,11 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
                 continue;
             return n;
         }
+        if (stop && (weft__stop_self() & ST_STOP))
+            return -ECANCELED;
         if (deadline >= 0 && (deadline == 0 || weft_now() >= deadline))
             return -ETIMEDOUT;
-        r = weft__fd_wait(f, fd, events, &s, deadline);
+        r = weft__fd_wait(f, fd, events, &s, deadline, stop);
         if (r < 0)
             return r;
     }
@@ -322,6 +334,9 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
     struct fdstate *f = weft__fd_get(fd);
     if (!f)
         return weft__fd_err(fd);
+    bool stop = !(load_relaxed(&f->flags) & FD_EXEMPT); /* as in io_loop */
+    if (unlikely(stop && (weft__stop_self() & ST_FILES)))
+        return -ECANCELED;
     int r = weft__fd_nonblock(f, fd, load_acquire(&f->closes));
     if (r < 0)
         return r;
@@ -336,11 +351,14 @@ int weft_connect(int fd, const struct sockaddr *addr, socklen_t len, int64_t dea
         if (e == EISCONN && again)
             return 0;
         if (e == EAGAIN) {
+            if (stop && (weft__stop_self() & ST_STOP))
+                return -ECANCELED;
             int64_t now = weft_now();
             if (deadline >= 0 && (deadline == 0 || now >= deadline))
                 return -ETIMEDOUT;
             int64_t until = now + pause;
-            weft_sleep(deadline >= 0 && deadline < until ? deadline : until);
+            if (weft__sleep(deadline >= 0 && deadline < until ? deadline : until, stop) < 0)
+                return -ECANCELED;
             if (pause < CONNECT_RETRY_MAX_NS)
                 pause *= 2;
             continue;

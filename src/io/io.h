@@ -22,6 +22,9 @@
                             never "not ready", so every call may block the
                             kernel thread and runs in a blocking section
                             (sched/handoff.c) */
+#define FD_EXEMPT 64u    /* weft_fd_exempt: stops do not apply to calls on
+                            this file (stop/stop.c); cleared, like the
+                            rest, by weft_close and by a fresh file */
 
 struct iowait;
 
@@ -82,9 +85,20 @@ static inline void weft__fd_snap(struct fdstate *f, struct fdsnap *s)
  * The caller's last try at fd came back EAGAIN. Waits until fd may be ready
  * for events (WEFT_IN / WEFT_OUT) or the deadline passes. s is what the
  * caller saw before that try: an event seen since makes this return at
- * once. Returns 0 (try again), -ETIMEDOUT, -EBADF (weft_close'd since s
- * was taken), or an error registering fd. May switch threads.
+ * once. stop: a stop of the calling weft thread ends the wait (false for
+ * an exempt fd). Returns 0 (try again), -ETIMEDOUT, -ECANCELED, -EBADF
+ * (weft_close'd since s was taken), or an error registering fd. May
+ * switch threads.
  */
-int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline);
+int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline,
+                  bool stop);
+
+/* Marks the open file at fd exempt from stops, or not (FD_EXEMPT).
+ * 0, -EBADF (bad number, or being weft_close'd), -ENOMEM. */
+int weft__fd_exempt(int fd, bool exempt);
+
+/* weft_sleep with the choice of whether a stop ends it: 0 at the deadline,
+ * -ECANCELED when stopped (sleep.c). May switch threads. */
+int weft__sleep(int64_t deadline, bool stop);
 
 #endif

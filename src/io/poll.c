@@ -46,10 +46,12 @@
  * event only makes some waiter retry once and find EAGAIN again.
  *
  * Exactly once. Each wait ends through weft__wait_claim: an event, the
- * deadline's timer, or weft_close (token -EBADF) make the one CAS; the
- * winner unlinks the wait under the fd's lock and releases it after
- * dropping the lock. A wait whose deadline won stays queued until its
- * owner unlinks it under the lock; wakers skip it, since their claim fails.
+ * deadline's timer, weft_close (token -EBADF) or a stop of the waiter
+ * (sync/wait.c) make the one CAS; the winner unlinks the wait under the
+ * fd's lock and releases it after dropping the lock, except a stop, which
+ * does not know the fd. A wait whose deadline or stop won stays queued
+ * until its owner unlinks it under the lock; wakers skip it, since their
+ * claim fails. (A wait on an exempt fd is not one a stop ends.)
  * An event wakes every waiter for its direction (normally one): with edge
  * triggering, waking one that then reads only part of the data could
  * strand the others until the next edge.
@@ -432,20 +434,23 @@ static bool closing_validate(void *ctx)
 
 /* A wrapper that began after a weft_close of its fd number began: the
  * number is either that closing file's or already a new one's. Waits
- * until the close is done (it takes one close(2)) or the deadline passes,
- * so the next try asks the kernel which. Called with f->lock held; drops
+ * until the close is done (it takes one close(2)), the deadline passes or
+ * (with stop) a stop comes, so the next try asks the kernel which.
+ * Returns 0, or -ECANCELED when stopped. Called with f->lock held; drops
  * it. May switch threads. */
-static void wait_closed(struct fdstate *f, int64_t deadline)
+static int wait_closed(struct fdstate *f, int64_t deadline, bool stop)
 {
     store_relaxed(&f->flags, f->flags | FD_CLOSEWAIT);
     iunlock(&f->lock);
-    weft__park_ex(f, closing_validate, NULL, f, deadline, 0, NULL);
+    int r = weft__park_ex(f, closing_validate, NULL, f, deadline, 0, NULL, stop);
+    return r == -ECANCELED ? r : 0;
 }
 
 static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsnap *s,
                        int64_t deadline);
 
-int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline)
+int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s, int64_t deadline,
+                  bool stop)
 {
     if (!weft__current())
         return wait_kernel(f, fd, events, s, deadline);
@@ -458,10 +463,8 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s,
         return -EBADF;
     }
     uint32_t fl = f->flags;
-    if (fl & FD_CLOSING) {
-        wait_closed(f, deadline);
-        return 0;
-    }
+    if (fl & FD_CLOSING)
+        return wait_closed(f, deadline, stop);
     if (!(fl & FD_REGISTERED)) {
         struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                 .data.u64 = (uint64_t)fd};
@@ -486,9 +489,10 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s,
     f->tail = &iw;
     iunlock(&f->lock);
 
-    if (weft__wait_block(&iw.w, deadline) == WAIT_WOKEN)
+    uint32_t how = weft__wait_block(&iw.w, deadline, stop);
+    if (how == WAIT_WOKEN)
         return (int)(intptr_t)iw.w.token; /* unlinked by the waker */
-    ilock(&f->lock); /* the deadline won: nobody else unlinks us */
+    ilock(&f->lock); /* the deadline or a stop won: nobody else unlinks us */
     if (iw.prev)
         iw.prev->next = iw.next;
     else
@@ -498,7 +502,7 @@ int weft__fd_wait(struct fdstate *f, int fd, int events, const struct fdsnap *s,
     else
         f->tail = iw.prev;
     iunlock(&f->lock);
-    return -ETIMEDOUT;
+    return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
 }
 
 /* A kernel thread that is not a worker blocks in ppoll. It cannot be woken
@@ -517,7 +521,7 @@ static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsna
             return -EBADF;
         }
         if (f->flags & FD_CLOSING) {
-            wait_closed(f, deadline);
+            wait_closed(f, deadline, false); /* a kernel thread: never stopped */
             return 0;
         }
         iunlock(&f->lock);
@@ -536,6 +540,21 @@ static int wait_kernel(struct fdstate *f, int fd, int events, const struct fdsna
         if (n < 0 && weft__errno_get() != EINTR)
             return -weft__errno_get();
     }
+}
+
+int weft__fd_exempt(int fd, bool exempt)
+{
+    struct fdstate *f = weft__fd_get(fd);
+    if (!f)
+        return weft__fd_err(fd);
+    ilock(&f->lock);
+    int r = 0;
+    if (f->flags & FD_CLOSING)
+        r = -EBADF; /* the number is between two files */
+    else
+        store_relaxed(&f->flags, exempt ? f->flags | FD_EXEMPT : f->flags & ~FD_EXEMPT);
+    iunlock(&f->lock);
+    return r;
 }
 
 /* ---- closing ----------------------------------------------------------- */

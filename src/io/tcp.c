@@ -11,9 +11,13 @@
  * The request is shared by the caller and the lookup thread, which may
  * outlive the caller's deadline, so it is on the heap with two references;
  * the last one out frees it. The caller's wait is reachable only through
- * req->w under req->lock: a caller that gives up (deadline) clears it under
- * the lock after its wait is over, and the lookup thread claims and
- * releases the wait only if it is still there, per sync.h's protocol.
+ * req->w under req->lock: a caller that gives up (deadline or stop) clears
+ * it under the lock after its wait is over, and the lookup thread claims
+ * and releases the wait only if it is still there, per sync.h's protocol.
+ *
+ * Stops: a lookup is a wait a stop ends (the lookup thread finishes on its
+ * own and frees the request); both calls make fds, so WEFT_STOP_FILES
+ * fails them at once; the connect's wait is weft_connect's.
  */
 #include "io/io.h"
 
@@ -90,6 +94,8 @@ static int lookup(const char *host, const char *port, bool passive, int64_t dead
 {
     if (strlen(host) >= sizeof((struct lookup *)0)->host)
         return -EINVAL;
+    if (weft__stop_self() & ST_STOP)
+        return -ECANCELED; /* it would wait */
     struct lookup *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
@@ -111,13 +117,13 @@ static int lookup(const char *host, const char *port, bool passive, int64_t dead
         free(q);
         return -e;
     }
-    uint32_t how = weft__wait_block(&w, deadline);
+    uint32_t how = weft__wait_block(&w, deadline, true);
     if (how != WAIT_WOKEN) {
         ilock(&q->lock);
         q->w = NULL; /* the lookup thread's claim failed: it leaves w alone */
         iunlock(&q->lock);
         lookup_put(q);
-        return -ETIMEDOUT;
+        return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
     }
     if (q->err) {
         int r = q->err;
@@ -197,6 +203,8 @@ int weft_tcp_listen(const char *host, int port, int backlog)
 {
     if (backlog < 0)
         return -EINVAL;
+    if (weft__stop_self() & ST_FILES)
+        return -ECANCELED;
     struct sockaddr_storage one;
     socklen_t len;
     struct lookup *q;
@@ -238,6 +246,8 @@ int weft_tcp_connect(const char *host, int port, int64_t deadline)
 {
     if (port == 0)
         return -EINVAL; /* nobody listens on port 0 */
+    if (weft__stop_self() & ST_FILES)
+        return -ECANCELED;
     struct sockaddr_storage one;
     socklen_t len;
     struct lookup *q;
@@ -248,7 +258,8 @@ int weft_tcp_connect(const char *host, int port, int64_t deadline)
         return connect_to((struct sockaddr *)&one, len, deadline);
     r = -ENOENT;
     for (struct addrinfo *ai = q->res; ai; ai = ai->ai_next) {
-        if ((r = connect_to(ai->ai_addr, ai->ai_addrlen, deadline)) >= 0 || r == -ETIMEDOUT)
+        if ((r = connect_to(ai->ai_addr, ai->ai_addrlen, deadline)) >= 0 || r == -ETIMEDOUT ||
+            r == -ECANCELED)
             break;
     }
     lookup_put(q);

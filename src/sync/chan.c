@@ -30,7 +30,8 @@
  *   woken: token says done (or closed)     wait_release(r->wait)
  *
  * Exactly once. Everything that can end a wait - a matching operation, a
- * close, the deadline - must win weft__wait_claim's one CAS; the loser does
+ * close, the deadline, a stop of the waiter - must win weft__wait_claim's
+ * one CAS; the loser does
  * nothing to the wait. A matching operation or a close claims under the
  * channel lock and does the whole operation (copy, unlink, token) before
  * dropping the lock, so a claimed waiter's operation is always complete,
@@ -39,10 +40,13 @@
  * queues itself under one holding of the lock, so a partner arriving later
  * finds the record, and one arriving earlier was found by the check.
  *
- * Who unlinks a record. Whoever claims it unlinks it, under the lock. A
- * waker that finds a record whose wait is already ended (its deadline won,
- * or another channel of the same select) unlinks it too and moves on, as
- * Go does; linked says which happened. A waiter ended by its deadline, or
+ * Who unlinks a record. Whoever claims it unlinks it, under the lock,
+ * except a stop, which knows the thread and not the channel (sync/wait.c):
+ * a stopped waiter unlinks itself as after a deadline. A waker that finds
+ * a record whose wait is already ended (its deadline or a stop won, or
+ * another channel of the same select) unlinks it too and moves on, as
+ * Go does; linked says which happened. A waiter ended by its deadline or a
+ * stop, or
  * a select woken through another of its records, takes the lock of each
  * channel it is queued on and unlinks the records still linked. sync.h's
  * protocol has the loser leave the record alone; here the loser unlinks
@@ -102,24 +106,25 @@ int weft_chan_send(weft_chan_t *ch, const void *elem, int64_t deadline)
     struct wait *wake = NULL;
     ilock(&ch->lock);
     int r = chan_try_send(ch, elem, &wake);
-    if (r != 0 || chan_deadline_passed(deadline)) {
+    if (r != 0 || chan_would_not_wait(deadline)) {
         iunlock(&ch->lock);
         if (wake)
             weft__wait_release(wake);
-        return r > 0 ? 0 : r < 0 ? r : -ETIMEDOUT;
+        return r > 0 ? 0 : r < 0 ? r : chan_no_wait_error();
     }
     struct wait w;
     struct chan_waiter rec = {.wait = &w, .elem = (void *)elem, .ch = ch, .index = 0};
     weft__wait_prepare(&w);
     chan_enqueue(&ch->sendq, &rec);
     iunlock(&ch->lock);
-    if (weft__wait_block(&w, deadline) == WAIT_WOKEN)
+    uint32_t how = weft__wait_block(&w, deadline, true);
+    if (how == WAIT_WOKEN)
         return CHAN_TOKEN_CLOSED(w.token) ? -EPIPE : 0; /* the waker unlinked rec */
     ilock(&ch->lock);
     if (rec.linked)
         chan_unlink(&ch->sendq, &rec);
     iunlock(&ch->lock);
-    return -ETIMEDOUT;
+    return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
 }
 
 int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline)
@@ -130,24 +135,25 @@ int weft_chan_recv(weft_chan_t *ch, void *elem, int64_t deadline)
     struct wait *wake = NULL;
     ilock(&ch->lock);
     int r = chan_try_recv(ch, elem, &wake);
-    if (r != 0 || chan_deadline_passed(deadline)) {
+    if (r != 0 || chan_would_not_wait(deadline)) {
         iunlock(&ch->lock);
         if (wake)
             weft__wait_release(wake);
-        return r > 0 ? 0 : r < 0 ? r : -ETIMEDOUT;
+        return r > 0 ? 0 : r < 0 ? r : chan_no_wait_error();
     }
     struct wait w;
     struct chan_waiter rec = {.wait = &w, .elem = elem, .ch = ch, .index = 0};
     weft__wait_prepare(&w);
     chan_enqueue(&ch->recvq, &rec);
     iunlock(&ch->lock);
-    if (weft__wait_block(&w, deadline) == WAIT_WOKEN)
+    uint32_t how = weft__wait_block(&w, deadline, true);
+    if (how == WAIT_WOKEN)
         return CHAN_TOKEN_CLOSED(w.token) ? -EPIPE : 0;
     ilock(&ch->lock);
     if (rec.linked)
         chan_unlink(&ch->recvq, &rec);
     iunlock(&ch->lock);
-    return -ETIMEDOUT;
+    return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
 }
 
 /* Under ch->lock: claims every claimable waiter of q with a "closed"

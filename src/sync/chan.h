@@ -202,4 +202,18 @@ static inline bool chan_deadline_passed(int64_t deadline)
     return deadline >= 0 && (deadline == 0 || deadline <= weft_now());
 }
 
+/* Must an operation that cannot complete at once return instead of
+ * waiting: its deadline passed, or its thread is stopped (a stop ends
+ * every channel wait, timed or not)? chan_no_wait_error then says what to
+ * return. */
+static inline bool chan_would_not_wait(int64_t deadline)
+{
+    return chan_deadline_passed(deadline) || (weft__stop_self() & ST_STOP);
+}
+
+static inline int chan_no_wait_error(void)
+{
+    return weft__stop_self() & ST_STOP ? -ECANCELED : -ETIMEDOUT;
+}
+
 #endif

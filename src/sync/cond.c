@@ -66,14 +66,21 @@ int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m, int64_t deadline)
         return -EINVAL;
     if (!weft__mutex_held(m))
         return -EPERM;
+    /* A wait always waits: a stop cuts a timed one short before m is
+     * released, an untimed one never (the waiter may need the signal to
+     * finish cleaning up). */
+    if (weft__stop_cuts(deadline, false))
+        return -ECANCELED;
     if (deadline >= 0 && deadline <= weft_now())
         return -ETIMEDOUT;
     struct cond_wait cw = {c, m};
-    int r = weft__park_ex(&c->waiters, cond_validate, cond_before_sleep, &cw, deadline, 0, NULL);
+    int r = weft__park_ex(&c->waiters, cond_validate, cond_before_sleep, &cw, deadline, 0, NULL,
+                          deadline >= 0);
     /* The caller wants m back whatever happened; nothing can fail here
-     * (the caller does not hold m, and there is no deadline). */
+     * (the caller does not hold m, there is no deadline, and an untimed
+     * lock is not cut short by a stop). */
     weft_mutex_lock(m);
-    return r == -ETIMEDOUT ? -ETIMEDOUT : 0;
+    return r == -ETIMEDOUT || r == -ECANCELED ? r : 0;
 }
 
 static uintptr_t cond_after(void *ctx, struct unpark_info info)

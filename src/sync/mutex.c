@@ -111,7 +111,9 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
         return -EDEADLK;
 
     uint32_t mine = 0; /* M_WOKEN while this thread holds that bit */
-    int spin = 0;
+    /* A timed lock of a stopped thread fails at once, below, unless the
+     * mutex is free: no spinning for it. */
+    int spin = weft__stop_cuts(deadline, false) ? SPIN_MAX : 0;
     int64_t since = 0;
     for (;;) {
         uint32_t s = load_relaxed(&m->state);
@@ -130,9 +132,14 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
         }
         if (!since) {
             since = weft_now();
-            if (deadline >= 0 && since >= deadline) {
+            int r = 0;
+            if (weft__stop_cuts(deadline, false))
+                r = -ECANCELED; /* a timed lock of a stopped thread */
+            else if (deadline >= 0 && since >= deadline)
+                r = -ETIMEDOUT;
+            if (r) {
                 if (!mine)
-                    return -ETIMEDOUT;
+                    return r;
                 /* An unlock may have relied on our WOKEN and woken nobody:
                  * drop it, then take the mutex if that unlock has
                  * happened, or leave the waking to the unlock to come. */
@@ -140,7 +147,7 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
                 s = load_relaxed(&m->state);
                 if (try_acquire(m, &s, 0))
                     goto acquired;
-                return -ETIMEDOUT;
+                return r;
             }
         }
         uint32_t want = (s | M_PARKED) & ~mine;
@@ -149,7 +156,10 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
             continue;
         mine = 0;
         uintptr_t token = 0;
-        int r = weft__park_ex(&m->state, validate_parked, NULL, m, deadline, since, &token);
+        /* Only a timed lock is cut short by a stop: a stopping thread
+         * must still be able to take the locks its cleanup needs. */
+        int r = weft__park_ex(&m->state, validate_parked, NULL, m, deadline, since, &token,
+                              deadline >= 0);
         if (r == 0 && token == HANDOFF) {
             /* The unlocker left it LOCKED for us. Its critical section
              * precedes its claim of our wait (a release CAS), which
@@ -159,11 +169,11 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
         if (r == 0) {
             mine = M_WOKEN; /* the unlocker set it for us */
             spin = 0;
-        } else if (r == -ETIMEDOUT) {
+        } else if (r == -ETIMEDOUT || r == -ECANCELED) {
             s = load_relaxed(&m->state);
             if (try_acquire(m, &s, 0))
                 goto acquired;
-            return -ETIMEDOUT;
+            return r;
         }
     }
 acquired:

@@ -76,7 +76,7 @@ static void unlink_waiter(struct bucket *b, struct waiter *w)
 }
 
 int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_sleep)(void *ctx),
-                  void *ctx, int64_t deadline, int64_t since, uintptr_t *token)
+                  void *ctx, int64_t deadline, int64_t since, uintptr_t *token, bool stop)
 {
     struct waiter w = {.key = addr, .since = since};
     struct bucket *b = bucket_of(addr);
@@ -91,17 +91,18 @@ int weft__park_ex(const void *addr, bool (*validate)(void *ctx), void (*before_s
     iunlock(&b->lock);
     if (before_sleep)
         before_sleep(ctx);
-    if (weft__wait_block(&w.wait, deadline) == WAIT_WOKEN) {
+    uint32_t how = weft__wait_block(&w.wait, deadline, stop);
+    if (how == WAIT_WOKEN) {
         if (token)
             *token = w.wait.token;
         return 0;
     }
-    /* Ended by the deadline: no unparker claimed us, so we are still
-     * queued, and only we may unlink ourselves. */
+    /* Ended by the deadline or a stop: no unparker claimed us, so we are
+     * still queued, and only we may unlink ourselves. */
     ilock(&b->lock);
     unlink_waiter(b, &w);
     iunlock(&b->lock);
-    return -ETIMEDOUT;
+    return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
 }
 
 int weft__unpark_ex(const void *addr, int n, uintptr_t (*callback)(void *ctx, struct unpark_info info),
@@ -162,12 +163,22 @@ void weft__park_reset_child(void)
     weft__zero(buckets, sizeof buckets);
 }
 
+int weft__park(const uint32_t *addr, uint32_t expected, int64_t deadline, bool stop)
+{
+    if (deadline >= 0 && deadline <= weft_now()) {
+        if (load_acquire(addr) != expected)
+            return -EAGAIN;
+        return stop && (weft__stop_self() & ST_STOP) ? -ECANCELED : -ETIMEDOUT;
+    }
+    struct park_args a = {addr, expected};
+    return weft__park_ex(addr, park_validate, NULL, &a, deadline, 0, NULL, stop);
+}
+
+/* A stop ends the wait only when it has a deadline (weft.h): an untimed
+ * park is the futex under the waits a stopping thread still needs. */
 int weft_park(const uint32_t *addr, uint32_t expected, int64_t deadline)
 {
-    if (deadline >= 0 && deadline <= weft_now())
-        return load_acquire(addr) != expected ? -EAGAIN : -ETIMEDOUT;
-    struct park_args a = {addr, expected};
-    return weft__park_ex(addr, park_validate, NULL, &a, deadline, 0, NULL);
+    return weft__park(addr, expected, deadline, deadline >= 0);
 }
 
 int weft_unpark(const uint32_t *addr, int n)

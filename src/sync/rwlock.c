@@ -93,6 +93,8 @@ int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline)
                 return 0;
             continue;
         }
+        if (weft__stop_cuts(deadline, false))
+            return -ECANCELED; /* a timed wait of a stopped thread */
         if (past(deadline))
             return -ETIMEDOUT;
         if (waiting_readers(s) == R_MASK)
@@ -105,7 +107,8 @@ int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline)
         uint32_t seq = load_seq(&rw->rseq);
         if ((load_seq(&rw->state) & PHASE) != phase)
             return 0; /* admitted by the writer's release */
-        if (weft_park(&rw->rseq, seq, deadline) != -ETIMEDOUT)
+        int r = weft_park(&rw->rseq, seq, deadline); /* a stop ends it if timed */
+        if (r != -ETIMEDOUT && r != -ECANCELED)
             continue;
         /* Leave the waiting readers, unless admitted meanwhile. */
         s = load_seq(&rw->state);
@@ -113,7 +116,7 @@ int weft_rwlock_rdlock(weft_rwlock_t *rw, int64_t deadline)
             if ((s & PHASE) != phase)
                 return 0;
             if (cas64(&rw->state, &s, s - RW_ONE))
-                return -ETIMEDOUT;
+                return r;
         }
     }
 }
@@ -138,19 +141,20 @@ int weft_rwlock_wrlock(weft_rwlock_t *rw, int64_t deadline)
         return -EINVAL;
     int r = weft_mutex_timedlock(&rw->wlock, deadline);
     if (r)
-        return r; /* -EDEADLK when the caller is the writer */
+        return r; /* -EDEADLK when the caller is the writer; -ECANCELED */
     uint64_t s = __atomic_fetch_or(&rw->state, WRITER, __ATOMIC_SEQ_CST);
     while (readers(s)) {
         uint32_t seq = load_seq(&rw->wseq);
         s = load_seq(&rw->state);
         if (!readers(s))
             break;
-        if (weft_park(&rw->wseq, seq, deadline) == -ETIMEDOUT) {
+        r = weft_park(&rw->wseq, seq, deadline); /* a stop ends it if timed */
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
             if (!readers(load_seq(&rw->state)))
                 break;
             writer_release(rw);
             weft_mutex_unlock(&rw->wlock);
-            return -ETIMEDOUT;
+            return r;
         }
     }
     store_relaxed(&rw->writer, weft__self_key());

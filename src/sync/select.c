@@ -106,13 +106,12 @@ static void unlock_all(struct select_state *s)
 /* Waits for the deadline alone: select with nothing to select. */
 static int wait_only(int64_t deadline)
 {
-    if (chan_deadline_passed(deadline))
-        return -ETIMEDOUT;
+    if (chan_would_not_wait(deadline))
+        return chan_no_wait_error();
     struct wait w;
     weft__wait_prepare(&w);
-    /* Published nowhere: only the deadline can end it. */
-    weft__wait_block(&w, deadline);
-    return -ETIMEDOUT;
+    /* Published in no queue: only the deadline or a stop can end it. */
+    return weft__wait_block(&w, deadline, true) == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
 }
 
 /* All channels locked: tries the operations in poll order. Returns the op
@@ -151,13 +150,13 @@ static int run_select(struct select_state *s, int64_t deadline)
     struct wait *wake = NULL;
     int closed = -1;
     int r = try_ops(s, &wake, &closed);
-    if (r != -EAGAIN || chan_deadline_passed(deadline)) {
+    if (r != -EAGAIN || chan_would_not_wait(deadline)) {
         unlock_all(s);
         if (wake)
             weft__wait_release(wake);
         if (r == -EPIPE)
             ops[closed].ch = NULL;
-        return r == -EAGAIN ? -ETIMEDOUT : r;
+        return r == -EAGAIN ? chan_no_wait_error() : r;
     }
 
     struct wait w;
@@ -170,7 +169,7 @@ static int run_select(struct select_state *s, int64_t deadline)
     }
     unlock_all(s);
 
-    uint32_t how = weft__wait_block(&w, deadline);
+    uint32_t how = weft__wait_block(&w, deadline, true);
     int won = how == WAIT_WOKEN ? CHAN_TOKEN_INDEX(w.token) : -1;
     for (int k = 0; k < m; k++) {
         struct chan_waiter *rec = &s->rec[k];
@@ -182,7 +181,7 @@ static int run_select(struct select_state *s, int64_t deadline)
         iunlock(&rec->ch->lock);
     }
     if (won < 0)
-        return -ETIMEDOUT;
+        return how == WAIT_STOPPED ? -ECANCELED : -ETIMEDOUT;
     if (CHAN_TOKEN_CLOSED(w.token)) {
         ops[won].ch = NULL;
         return -EPIPE;

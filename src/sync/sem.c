@@ -52,13 +52,21 @@ int weft_sem_wait(weft_sem_t *s, int64_t deadline)
         return -EINVAL;
     if (likely(take(s)))
         return 0;
+    /* A stop ends every semaphore wait, timed or not (weft.h). */
+    if (weft__stop_cuts(deadline, true))
+        return -ECANCELED;
     if (deadline >= 0 && deadline <= weft_now())
         return -ETIMEDOUT;
     int r = 0;
     fetch_add_seq(&s->waiters, 1);
     while (!take(s)) {
-        if (weft_park(&s->value, 0, deadline) == -ETIMEDOUT) {
-            r = take(s) ? 0 : -ETIMEDOUT;
+        int pr = weft__park(&s->value, 0, deadline, true);
+        if (pr == -ETIMEDOUT || pr == -ECANCELED) {
+            /* A unit posted meanwhile is still taken: the call can
+             * finish without waiting. A post whose unpark found our wait
+             * ended by the stop skipped it and woke the next waiter, so
+             * its unit is not stranded (park.c). */
+            r = take(s) ? 0 : pr;
             break;
         }
     }

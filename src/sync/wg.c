@@ -67,17 +67,22 @@ int weft_wg_wait(weft_wg_t *wg, int64_t deadline)
     int r = 0;
     fetch_add_seq(&wg->waiters, 1);
     while ((v = load_seq(&wg->count)) != 0) {
+        /* A stop ends every wait-group wait, timed or not (weft.h). */
+        if (weft__stop_cuts(deadline, true)) {
+            r = -ECANCELED;
+            break;
+        }
         if (deadline >= 0 && deadline <= weft_now()) {
             r = -ETIMEDOUT;
             break;
         }
         struct wg_park p = {wg, v};
         uintptr_t token = 0;
-        int pr = weft__park_ex(&wg->count, wg_validate, NULL, &p, deadline, 0, &token);
+        int pr = weft__park_ex(&wg->count, wg_validate, NULL, &p, deadline, 0, &token, true);
         if (pr == 0 && token == REACHED_ZERO)
             break;
-        if (pr == -ETIMEDOUT) {
-            r = load_acquire(&wg->count) == 0 ? 0 : -ETIMEDOUT;
+        if (pr == -ETIMEDOUT || pr == -ECANCELED) {
+            r = load_acquire(&wg->count) == 0 ? 0 : pr;
             break;
         }
     }

@@ -16,10 +16,28 @@
  *
  * Slot allocation takes a lock; it happens only when a new stack is
  * mapped, which costs a system call anyway.
+ *
+ * Pins. A caller that holds a handle but does not own it (weft_stop) must
+ * read the slot's descriptor while the thread may end, be freed and have
+ * its stack unmapped by the reaper. It counts itself in pins and then
+ * reads s->ut; the unmap clears s->ut and then waits for pins to drain
+ * (both seq_cst, Dekker-style), so either the pinner reads NULL or the
+ * unmap waits until it is done:
+ *
+ *   pinner                              unmapper (weft__slot_free)
+ *   pins++                              s->ut = NULL
+ *   ut = s->ut                          while (pins) wait
+ *   ... touches ut ...                  munmap (stack.c)
+ *   pins-- (release)
+ *
+ * One global count, because stops by handle are rare and unmaps come in
+ * batches from the reaper; a pinned descriptor may still be reused by a
+ * spawn, which the caller must tell by generation (sync/wait.c).
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -35,6 +53,7 @@ _Static_assert((uint64_t)DIR_SIZE * CHUNK_SLOTS - 1 <= TS_JOINER_MAX,
 struct slot *weft__slot_dir[DIR_SIZE]; /* atomic entries; written once under lock */
 uint32_t weft__nslots;                 /* atomic: slots ever handed out; lock */
 static struct ilock lock = ILOCK_INIT;
+static uint32_t pins;              /* atomic seq_cst: pins not yet released */
 static uint32_t *free_slots;       /* lock: stack of unbound slot indices */
 static uint32_t nfree, free_cap;   /* lock */
 
@@ -65,7 +84,7 @@ int weft__slot_alloc(struct uthread *ut)
         store_release(&weft__nslots, index + 1);
     }
     struct slot *s = weft__slot_get(index);
-    s->ut = ut;
+    store_release(&s->ut, ut); /* a pin may read it (a stale handle) */
     iunlock(&lock);
     return (int)index;
 }
@@ -80,22 +99,47 @@ void weft__slot_reset_child(void)
     nfree = free_cap = 0;
 }
 
+static void wait_unpinned(void)
+{
+    /* Acquire: pairs with weft__slot_unpin; the pinners' touches of the
+     * descriptor are done when this returns. */
+    for (int spins = 0; load_seq(&pins); spins++) {
+        if (spins < 1000)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
 void weft__slot_free(uint32_t index)
 {
     struct slot *s = weft__slot_get(index);
     ilock(&lock);
-    s->ut = NULL;
+    store_seq(&s->ut, (struct uthread *)NULL); /* store-load: see Pins */
+    bool keep = true;
     if (nfree == free_cap) {
         uint32_t cap = free_cap ? free_cap * 2 : 1024;
         uint32_t *n = realloc(free_slots, cap * sizeof *n);
-        if (!n) {
-            /* Leaking one slot index is harmless; keep going. */
-            iunlock(&lock);
-            return;
+        if (n) {
+            free_slots = n;
+            free_cap = cap;
+        } else {
+            keep = false; /* leaking one slot index is harmless */
         }
-        free_slots = n;
-        free_cap = cap;
     }
-    free_slots[nfree++] = index;
+    if (keep)
+        free_slots[nfree++] = index;
     iunlock(&lock);
+    wait_unpinned();
+}
+
+struct uthread *weft__slot_pin(struct slot *s)
+{
+    fetch_add_seq(&pins, 1);
+    return load_seq(&s->ut);
+}
+
+void weft__slot_unpin(void)
+{
+    __atomic_fetch_sub(&pins, 1, __ATOMIC_RELEASE);
 }

@@ -88,6 +88,10 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     struct uthread *ut = weft__cache_get(k ? k->w : NULL, size);
     if (!ut && !(ut = weft__stack_new(size)))
         return -ENOMEM;
+    /* Its group: the one attr names, else the spawner's (none for a
+     * plain kernel thread's). */
+    struct uthread *self = k ? k->cur : NULL;
+    ut->group = attr && attr->group ? attr->group : self ? self->group : NULL;
 
     ut->fn = fn;
     ut->arg = arg;
@@ -113,6 +117,11 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
     if (!gen)
         gen = 1;
     ut->handle = (uint64_t)gen << 32 | ut->slot;
+    /* This incarnation's stop word: a stopper aiming at an earlier one
+     * finds another generation and leaves it alone (sync/wait.c). */
+    store_relaxed(&ut->stop, (uint64_t)gen << 32);
+    if (ut->group)
+        weft__group_enter(ut->group, ut); /* and its stop flags, if stopped */
     /* Nobody else touches a slot whose descriptor sits in a cache. The
      * release publishes the descriptor to anyone who looks the handle up. */
     store_release(&s->word, (uint64_t)gen << 32 | TS_LIVE | (t ? 0 : TS_DETACHED));
@@ -127,6 +136,10 @@ int weft_spawn(weft_t *t, void *(*fn)(void *), void *arg, const weft_attr *attr)
  * Returns the stack pointer for weft__ctx_resume. */
 static void *finish(struct uthread *ut, void *result)
 {
+    /* Out of the group first: a listed thread must still be this
+     * incarnation for a group stop to touch it (stop/stop.c). */
+    if (ut->group)
+        weft__group_leave(ut);
     ut->result = result;
     ut->exiting = true;
     /* Until the switch below completes this thread still runs on its
@@ -281,18 +294,19 @@ int weft_join(weft_t t, void **result, int64_t deadline)
         return 0;
     }
 
-    /* We own the join: only finish changes the word until we free it. */
+    /* We own the join: only finish changes the word until we free it.
+     * weft_park lets a stop end only a timed join (weft.h). */
     for (;;) {
         old = load_acquire(&s->word);
         if (word_flags(old) & TS_EXITED)
             break;
         int r = weft_park(join_key(s), word_flags(old), deadline);
-        if (r == -ETIMEDOUT) {
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
             /* Give the join back, unless the thread finished meanwhile. */
             old = load_acquire(&s->word);
             while (!(word_flags(old) & TS_EXITED))
                 if (cas_acq_rel(&s->word, &old, old & ~(uint64_t)TS_JOINING))
-                    return -ETIMEDOUT;
+                    return r;
             break;
         }
     }
