@@ -2,7 +2,8 @@
  * t_proc_kill.c - ending a child that must stop: a deadline passing
  * (-ETIMEDOUT; its process group, grandchildren too, killed and reaped),
  * weft_proc_kill from another thread during a call (-ECHILD) and between
- * calls (reaped at once), a child that dies holding a lock in the region,
+ * calls (reaped at once), a stop of the calling thread during its call or
+ * before it (-ECANCELED; the child killed and reaped), a child that dies holding a lock in the region,
  * a deadline that passes while waiting for another caller's call (no
  * kill), and a fresh child after each.
  */
@@ -85,6 +86,48 @@ static void *kill_later(void *arg)
     return NULL;
 }
 
+struct caller {
+    weft_proc_t *p;
+    atomic_int started;
+    int self_stop; /* stop itself before the call */
+};
+
+static void *call_hang(void *arg)
+{
+    struct caller *c = arg;
+    if (c->self_stop)
+        CHECK_ERR(weft_stop(weft_self(), 0), 0);
+    atomic_store(&c->started, 1);
+    return (void *)(intptr_t)weft_proc_call(c->p, "hang", NULL, 0, NULL, 0, WEFT_FOREVER);
+}
+
+/* The caller, blocked in a call without deadline (or stopped before it),
+ * is stopped: -ECANCELED, the child killed and reaped, a fresh one next. */
+static void stop_kill(weft_proc_t *p, int64_t *pid, int self_stop)
+{
+    struct caller c = {p, 0, self_stop};
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, call_hang, &c, NULL), 0);
+    if (!self_stop) {
+        while (!atomic_load(&c.started))
+            weft_sleep(weft_after(WEFT_MS(1)));
+        weft_sleep(weft_after(WEFT_MS(50))); /* into the call */
+        CHECK_ERR(weft_stop(t, 0), 0);
+    }
+    void *r;
+    CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+    weft_proc_status_t st;
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.running, 0);
+    CHECK(!pt_has_children()); /* reaped, whether a child had started or not */
+    if (!self_stop) {
+        CHECK_EQ(st.killed, 1);
+        CHECK_EQ(st.signal, SIGKILL);
+    }
+    expect_fresh(p, pid);
+}
+
 struct holder {
     weft_proc_t *p;
     atomic_int started;
@@ -154,6 +197,10 @@ static void one_mode(int mode)
     CHECK(!pt_has_children());
     expect_fresh(p, &pid);
 
+    /* A stop of the caller kills the child, like a deadline. */
+    stop_kill(p, &pid, 0);
+    stop_kill(p, &pid, 1);
+
     /* ... and between calls: reaped at once, no zombie left. */
     CHECK_ERR(weft_proc_kill(p), 0);
     CHECK(!pt_has_children());
@@ -190,7 +237,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
     CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_proc_status(p, &st), 0);
-    CHECK_EQ(st.started, 7);
+    CHECK_EQ(st.started, 9);
     expect_fresh(p, &pid);
 
     CHECK_ERR(weft_proc_free(p), 0);

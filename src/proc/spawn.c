@@ -302,11 +302,13 @@ void weft__proc_reap(struct weft_proc *p)
             break; /* ECHILD: somebody else reaped it */
         if (r == 0 && weft_fdwait(p->pidfd, WEFT_IN, WEFT_FOREVER) < 0) {
             /* The wait itself was refused (the caller is being stopped):
-             * block instead. Only for a dying child, so briefly. */
-            while (waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+             * block instead. Only for a dying child, so briefly. The
+             * pidfd is non-blocking by now (weft_fdwait made it so), so
+             * waitid would say EAGAIN: poll(2) is the blocking wait. */
+            struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR)
                 ;
-            known = si.si_pid != 0;
-            break;
+            continue;
         }
     }
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
