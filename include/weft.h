@@ -150,7 +150,9 @@ WEFT_API WEFT_NORETURN void weft_exit(void *result);
  * kernel thread. Returns what fn returned; -EINVAL if fn is NULL. Inside
  * fn the caller is a plain kernel thread to weft: weft calls block the
  * kernel thread, weft_self() is 0. From a plain kernel thread it just
- * calls fn. May switch threads (after fn returns).
+ * calls fn. A stopped thread gets -ECANCELED without fn being run; a stop
+ * while fn runs does not cut it short. May switch threads (after fn
+ * returns).
  */
 WEFT_API int64_t weft_blocking(int64_t (*fn)(void *), void *arg);
 

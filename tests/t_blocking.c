@@ -19,6 +19,9 @@
  *               sections of 0..300 us with yields and sleeps, beside
  *               threads that only compute; every result arrives, and the
  *               spare kernel threads made on the way are reused
+ *   stop        a stopped thread's weft_blocking gives -ECANCELED without
+ *               running fn; a stop while fn runs lets fn finish, and the
+ *               next blocking call gives -ECANCELED
  *   file        weft_read / weft_write on a regular file (a blocking
  *               section each) read back what was written
  */
@@ -300,6 +303,56 @@ static void stress_case(void *arg)
     printf("stress: %d threads x %d blocking sections: ok\n", nb, rounds);
 }
 
+/* ---- stop ---- */
+
+static int fn_ran; /* atomic */
+
+static int64_t mark_ran(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&fn_ran, 1, __ATOMIC_SEQ_CST);
+    return 5;
+}
+
+static void *stopped_caller(void *arg)
+{
+    (void)arg;
+    CHECK_ERR(weft_stop(weft_self(), 0), 0);
+    CHECK_ERR(weft_blocking(mark_ran, NULL), -ECANCELED);
+    CHECK_EQ(__atomic_load_n(&fn_ran, __ATOMIC_SEQ_CST), 0);
+    return NULL;
+}
+
+static weft_t stop_target;
+
+static int64_t stopped_meanwhile(void *arg)
+{
+    (void)arg;
+    /* A plain kernel thread here: stopping the weft thread that runs this
+     * is allowed, and does not cut this short. */
+    CHECK_ERR(weft_stop(stop_target, 0), 0);
+    return 9;
+}
+
+static void *stop_during(void *arg)
+{
+    (void)arg;
+    stop_target = weft_self();
+    CHECK_EQ(weft_blocking(stopped_meanwhile, NULL), 9);
+    CHECK_ERR(weft_sleep(weft_after(WEFT_SEC(10))), -ECANCELED); /* the next call */
+    return NULL;
+}
+
+static void stop_case(void)
+{
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, stopped_caller, NULL, NULL), 0);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_spawn(&t, stop_during, NULL, NULL), 0);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    printf("stop: ok\n");
+}
+
 /* ---- file ---- */
 
 static void *file_thread(void *arg)
@@ -349,5 +402,6 @@ int main(void)
     check_with_workers(1, all_on, NULL);
     check_with_workers(2, all_on, NULL);
     args();
+    stop_case();
     return 0;
 }

@@ -118,6 +118,11 @@ int64_t weft_blocking(int64_t (*fn)(void *), void *arg)
 {
     if (!fn)
         return -EINVAL;
+    /* It may block, so a stopped thread does not start it; one stopped
+     * while fn runs sees the stop at its next blocking call (fn itself
+     * cannot be cut short). */
+    if (weft__stop_self() & ST_STOP)
+        return -ECANCELED;
     struct blocking b;
     weft__blocking_enter(&b);
     int64_t r = fn(arg);
