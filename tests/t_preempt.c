@@ -21,6 +21,9 @@
  *   syscall     a plain nanosleep(2) in a weft thread, which stalls its
  *               worker, is not cut short by a preemption signal (the
  *               monitor leaves kernel threads asleep in the kernel alone)
+ *   condwait    a thread flagged for preemption (it stalled its worker in a
+ *               plain system call) then waits on a condition variable: the
+ *               wait's own unlock does not yield it while it is queued
  *   off         with time_slice < 0 nothing is preempted: a spinner keeps
  *               its only worker until it stops by itself
  *   misuse      weft_preempt_enable without disable aborts with a message
@@ -305,6 +308,52 @@ static void syscall_case(void *arg)
     printf("syscall: ok\n");
 }
 
+/* ---- condwait ---- */
+
+/* A thread that stalls its worker for two slices in a plain system call
+ * (flagged by the monitor, not signalled: it sleeps in the kernel), then
+ * waits on a condition variable: the unlock inside the wait, after the
+ * thread is queued, must not honour the flag. */
+static weft_mutex_t cm = WEFT_MUTEX_INIT;
+static weft_cond_t cc = WEFT_COND_INIT;
+static int cready; /* under cm */
+
+static void *stall_then_wait(void *arg)
+{
+    (void)arg;
+    CHECK_ERR(weft_mutex_lock(&cm), 0);
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    while (!cready)
+        CHECK_ERR(weft_cond_wait(&cc, &cm, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_mutex_unlock(&cm), 0);
+    return NULL;
+}
+
+static void *signaller(void *arg)
+{
+    (void)arg;
+    CHECK_ERR(weft_mutex_lock(&cm), 0);
+    cready = 1;
+    CHECK_ERR(weft_cond_signal(&cc), 0);
+    CHECK_ERR(weft_mutex_unlock(&cm), 0);
+    return NULL;
+}
+
+static void condwait_case(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3; i++) {
+        cready = 0;
+        weft_t a, b;
+        CHECK_ERR(weft_spawn(&a, stall_then_wait, NULL, NULL), 0);
+        CHECK_ERR(weft_spawn(&b, signaller, NULL, NULL), 0);
+        CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
+        CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    }
+    printf("condwait: ok\n");
+}
+
 /* ---- off ---- */
 
 static void *bounded_spinner(void *arg)
@@ -384,6 +433,8 @@ int main(void)
     check_with_workers(1, flag_case, NULL);
     check_with_workers(1, disable_case, NULL);
     check_with_workers(1, syscall_case, NULL);
+    check_with_workers(1, condwait_case, NULL);
+    check_with_workers(2, condwait_case, NULL);
     off_case();
     misuse_case();
     /* A plain kernel thread: both calls do nothing. */

@@ -236,7 +236,11 @@ void weft__preempt_scan(int64_t now)
 void weft__preempt_yield(void)
 {
     struct uthread *ut = weft__current();
-    if (!ut || load_relaxed(&ut->nopreempt))
+    /* Not while the thread is between publishing a wait and blocking in
+     * it (switching set, sync.h): it is in some queue already, and a yield
+     * would queue it twice. weft's own unlocks in such windows skip the
+     * point; this guards any other. */
+    if (!ut || load_relaxed(&ut->nopreempt) || load_relaxed(&ut->switching))
         return;
     /* The thread kept the worker from its periodic checks for a whole
      * slice: its timers and the global queue (where the monitor's I/O

@@ -57,7 +57,7 @@ static bool cond_validate(void *ctx)
 static void cond_before_sleep(void *ctx)
 {
     struct cond_wait *cw = ctx;
-    weft_mutex_unlock(cw->m);
+    weft__mutex_release(cw->m); /* queued already: no preemption point */
 }
 
 int weft_cond_wait(weft_cond_t *c, weft_mutex_t *m, int64_t deadline)

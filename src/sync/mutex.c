@@ -249,18 +249,23 @@ static void unlock_slow(weft_mutex_t *m)
     }
 }
 
-int weft_mutex_unlock(weft_mutex_t *m)
+void weft__mutex_release(weft_mutex_t *m)
 {
-    if (unlikely(!m))
-        return -EINVAL;
-    if (unlikely(load_relaxed(&m->owner) != weft__self_key()))
-        return -EPERM;
     store_relaxed(&m->owner, 0);
     uint32_t s = M_LOCKED;
     /* Pairs with the acquire of the next locker's CAS. */
     if (unlikely(!__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
                                               __ATOMIC_RELAXED)))
         unlock_slow(m);
+}
+
+int weft_mutex_unlock(weft_mutex_t *m)
+{
+    if (unlikely(!m))
+        return -EINVAL;
+    if (unlikely(load_relaxed(&m->owner) != weft__self_key()))
+        return -EPERM;
+    weft__mutex_release(m);
     weft__preempt_point();
     return 0;
 }

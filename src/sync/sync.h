@@ -142,5 +142,9 @@ bool weft__key_running(uintptr_t key);
 
 /* Does the caller hold m? (mutex.c) */
 bool weft__mutex_held(weft_mutex_t *m);
+/* weft_mutex_unlock of a mutex the caller holds, without its preemption
+ * point: for unlocks inside a wait (a condition variable releases its
+ * mutex after it is queued, when it must not yield). */
+void weft__mutex_release(weft_mutex_t *m);
 
 #endif
