@@ -24,7 +24,7 @@ SOVER    := 0
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 BASEFLAGS := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
              -D_GNU_SOURCE -Iinclude -Isrc $(WARN)
-LDLIBS   := -lpthread
+LDLIBS   := -lpthread -lm
 
 # One build configuration per folder under build/.
 OPT_CFLAGS  := $(BASEFLAGS) -O2

@@ -75,6 +75,9 @@ typedef struct weft_config {
     size_t stack_size; /* default stack of a new thread; 0: 64 KiB */
     int64_t time_slice; /* ns a thread may run before it is preempted; 0:
                            10 ms; negative: never preempt */
+    int preempt_signal; /* 0: preempt by signal where it is safe to (see
+                           weft_preempt_disable); negative: only at weft
+                           calls (WEFT_PREEMPT in the environment wins) */
 } weft_config;
 
 /*

@@ -46,6 +46,7 @@
 #include "base/panic.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -403,6 +404,9 @@ struct runtime {
                                   themselves on the spare list */
 
     int64_t slice;             /* preemption time slice, ns; 0: off */
+    bool preempt_signal;       /* the signal may switch threads (preempt.c
+                                  may still find it unusable) */
+    int64_t spare_idle_ns;     /* a spare M exits after this long unused */
 };
 
 extern struct runtime weft__rt WEFT_HIDDEN;
@@ -604,6 +608,8 @@ void weft__preempt_init(void);
 void weft__preempt_scan(int64_t now);
 /* The signal a kernel thread running workers must leave unblocked. */
 int weft__preempt_signal(void);
+/* The signal mask every M runs with (worker.c). */
+sigset_t weft__kthread_mask(void);
 
 /* ---- the I/O poller's hooks for the scheduler (io/poll.c) -------------- */
 

@@ -5,27 +5,33 @@
  *               program's own code, no weft call) does not keep a second
  *               thread from running and setting stop (without preemption
  *               the test hangs)
- *   flag        the same with a loop that stays in weft's and libc's code
- *               (an uncontended weft mutex locked and unlocked), where the
- *               signal cannot switch it: the request is honoured at the
- *               unlock
+ *   flag        the same with a loop of weft calls (an uncontended weft
+ *               mutex locked and unlocked) with the signal turned off
+ *               (preempt_signal < 0): the request is honoured at the
+ *               unlock; and again with the signal on
  *   registers   a computation that keeps integer, floating-point and
- *               vector state in registers is preempted several times (a
- *               yielding thread on the same worker moves meanwhile) and
- *               still gives the result it gives with preemption disabled
+ *               vector state in registers is preempted several times (the
+ *               thread that runs meanwhile on the same worker dirties the
+ *               vector registers, the x87 stack and MXCSR) and still gives
+ *               the result it gives with preemption disabled
  *   ymm         all 16 ymm registers, loaded with patterns, keep them across
  *               preemptions that land in the asm loop holding them
+ *   fenv        a thread that rounds upward keeps its rounding mode across
+ *               preemptions, and the thread that runs meanwhile on its
+ *               kernel thread finds the default mode and x87 state
  *   disable     between weft_preempt_disable and weft_preempt_enable a
- *               spinning thread is not preempted: a second thread on the
- *               same worker does not run for 30 ms of spinning
+ *               thread spinning in its own code is not preempted: a second
+ *               thread on the same worker does not run for the 60 ms until
+ *               main (a kernel thread) stops it
  *   syscall     a plain nanosleep(2) in a weft thread, which stalls its
  *               worker, is not cut short by a preemption signal (the
  *               monitor leaves kernel threads asleep in the kernel alone)
  *   condwait    a thread flagged for preemption (it stalled its worker in a
  *               plain system call) then waits on a condition variable: the
  *               wait's own unlock does not yield it while it is queued
- *   off         with time_slice < 0 nothing is preempted: a spinner keeps
- *               its only worker until it stops by itself
+ *   off         with time_slice < 0, or WEFT_PREEMPT=off, nothing is
+ *               preempted: a spinner keeps its only worker until main
+ *               stops it
  *   misuse      weft_preempt_enable without disable aborts with a message
  *
  * Under ThreadSanitizer signals reach handlers late, so only the flag path
@@ -33,6 +39,8 @@
  */
 #include "check.h"
 
+#include <fenv.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <time.h>
@@ -48,6 +56,43 @@
 #endif
 
 static int stop; /* atomic */
+
+/* As check_with_workers, with a whole configuration. */
+static void with_config(weft_config cfg, void (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        unsetenv("WEFT_WORKERS");
+        unsetenv("WEFT_PREEMPT");
+        CHECK_ERR(weft_init(&cfg), 0);
+        fn(arg);
+        fflush(NULL);
+        _exit(0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        check_failed("child died (status %#x)\n", status);
+}
+
+/* Spins in the program's own code, where the signal may preempt it,
+ * until main (a plain kernel thread, so it runs whatever the worker does)
+ * sets stop. */
+static void spin_until_stop(void)
+{
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
+        __asm__ volatile("pause");
+}
+
+/* main's half: sets stop after ms. */
+static void stop_after(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000};
+    nanosleep(&ts, NULL);
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+}
 
 static int stopped(void)
 {
@@ -115,11 +160,50 @@ static void flag_case(void *arg)
 
 static long moves; /* atomic: rounds of the yielding thread */
 
+/* Between yields it dirties what a preempted thread must get back: the
+ * vector registers (all 16 ymm, where there is AVX), the x87 stack and
+ * control word, and MXCSR's rounding mode. It checks the floating-point
+ * environment it finds is the clean one (a preempted thread's must not
+ * leak), and restores its own before each yield, as weft asks. */
+#if defined(__x86_64__)
+__attribute__((target("avx"))) static void dirty_ymm(void)
+{
+    __asm__ volatile("vpcmpeqd %%ymm0, %%ymm0, %%ymm0\n\t"
+#define D(n) "vmovdqa %%ymm0, %%ymm" #n "\n\t"
+                     D(1) D(2) D(3) D(4) D(5) D(6) D(7) D(8) D(9) D(10) D(11) D(12) D(13)
+                         D(14) D(15)
+#undef D
+                     "vzeroupper"
+                     :
+                     :
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+}
+#endif
+
+static int leaked; /* atomic: the mover found a foreign environment */
+
 static void *mover(void *arg)
 {
     (void)arg;
+#if defined(__x86_64__)
+    int avx = __builtin_cpu_supports("avx");
+#endif
     while (!stopped()) {
         __atomic_fetch_add(&moves, 1, __ATOMIC_RELAXED);
+#if defined(__x86_64__)
+        unsigned mx = __builtin_ia32_stmxcsr();
+        unsigned short cw;
+        __asm__ volatile("fnstcw %0" : "=m"(cw));
+        if ((mx & 0x6000) != 0 || (cw & 0x0c00) != 0) /* rounding: to nearest */
+            __atomic_store_n(&leaked, 1, __ATOMIC_RELAXED);
+        if (avx)
+            dirty_ymm();
+        volatile long double ld = 1.0L / 3.0L; /* uses the x87 stack */
+        (void)ld;
+        __builtin_ia32_ldmxcsr(mx | 0x4000); /* round up, for a moment */
+        __builtin_ia32_ldmxcsr(mx);
+#endif
         weft_yield();
     }
     return NULL;
@@ -249,38 +333,91 @@ static void ymm_case(void *arg)
 }
 #endif
 
-/* ---- disable ---- */
+/* ---- fenv ---- */
 
-static void *disabled_spinner(void *arg)
+/* Rounds upward while it spins in its own code and is preempted 3 times:
+ * it keeps its rounding mode, and the mover, which runs meanwhile on the
+ * same kernel thread, never sees it. */
+static void *upward_spinner(void *arg)
 {
     (void)arg;
-    weft_preempt_disable();
-    weft_preempt_disable(); /* nested */
-    long before = __atomic_load_n(&moves, __ATOMIC_RELAXED);
-    int64_t until = weft_now() + WEFT_MS(30);
-    while (weft_now() < until)
-        ;
-    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before);
-    weft_preempt_enable();
-    until = weft_now() + WEFT_MS(30);
-    while (weft_now() < until)
-        ;
-    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before);
-    weft_preempt_enable();
+    CHECK_EQ(fesetround(FE_UPWARD), 0);
+    long target = __atomic_load_n(&moves, __ATOMIC_RELAXED) + 3;
+    volatile double one = 1.0, three = 3.0;
+    double up = 0, prev = -1;
+    while (__atomic_load_n(&moves, __ATOMIC_RELAXED) < target) {
+        up = one / three; /* rounded up, if the mode held */
+        CHECK(prev < 0 || up == prev);
+        prev = up;
+    }
+    CHECK_EQ(fegetround(), FE_UPWARD);
+    CHECK_EQ(fesetround(FE_TONEAREST), 0);
+    CHECK(up > one / three); /* to nearest is below 1/3 here */
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     return NULL;
 }
 
-static void disable_case(void *arg)
+static void fenv_case(void *arg)
 {
     (void)arg;
     __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
     weft_t a, b;
     CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
     weft_yield();
-    CHECK_ERR(weft_spawn(&a, disabled_spinner, NULL, NULL), 0);
+    CHECK_ERR(weft_spawn(&a, upward_spinner, NULL, NULL), 0);
     CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    CHECK_EQ(__atomic_load_n(&leaked, __ATOMIC_RELAXED), 0);
+    printf("fenv: the rounding mode stayed with its thread\n");
+}
+
+/* ---- disable ---- */
+
+/* Preemption disabled (nested) while it spins in its own code for 60 ms:
+ * the mover on the same worker never runs meanwhile. */
+static void *disabled_spinner(void *arg)
+{
+    (void)arg;
+    weft_preempt_disable();
+    weft_preempt_disable(); /* nested */
+    long before = __atomic_load_n(&moves, __ATOMIC_RELAXED);
+    spin_until_stop();
+    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before);
+    weft_preempt_enable();
+    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before); /* still one level */
+    weft_preempt_enable(); /* yields: a preemption was asked for meanwhile */
+    return NULL;
+}
+
+/* Spins in its own code until stopped; the mover must not move. */
+static void *undisturbed_spinner(void *arg)
+{
+    (void)arg;
+    long before = __atomic_load_n(&moves, __ATOMIC_RELAXED);
+    spin_until_stop();
+    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before);
+    return NULL;
+}
+
+/* The mover, then fn, on one worker; main stops both after 60 ms. */
+static void beside_mover(void *fn)
+{
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    weft_t a, b;
+    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
+    CHECK_ERR(weft_spawn(&a, (void *(*)(void *))fn, NULL, NULL), 0);
+    /* The mover runs first and yields to fn, which then holds the worker. */
+    while (__atomic_load_n(&moves, __ATOMIC_RELAXED) == 0)
+        sched_yield();
+    stop_after(60);
+    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+}
+
+static void disable_case(void *arg)
+{
+    (void)arg;
+    beside_mover(disabled_spinner);
     printf("disable: ok\n");
 }
 
@@ -356,39 +493,10 @@ static void condwait_case(void *arg)
 
 /* ---- off ---- */
 
-static void *bounded_spinner(void *arg)
+static void off_case(void *arg)
 {
     (void)arg;
-    long before = __atomic_load_n(&moves, __ATOMIC_RELAXED);
-    int64_t until = weft_now() + WEFT_MS(40);
-    while (weft_now() < until)
-        ;
-    CHECK_EQ(__atomic_load_n(&moves, __ATOMIC_RELAXED), before);
-    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-    return NULL;
-}
-
-static void off_case(void)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        unsetenv("WEFT_WORKERS");
-        weft_config cfg = {.workers = 1, .time_slice = -1};
-        CHECK_ERR(weft_init(&cfg), 0);
-        weft_t a, b;
-        CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
-        weft_yield();
-        CHECK_ERR(weft_spawn(&a, bounded_spinner, NULL, NULL), 0);
-        CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
-        CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
-        fflush(NULL);
-        _exit(0);
-    }
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    beside_mover(undisturbed_spinner);
     printf("off: ok\n");
 }
 
@@ -430,12 +538,32 @@ int main(void)
     } else {
         printf("spin, registers: skipped (ThreadSanitizer delivers signals late)\n");
     }
+    if (HAVE_SIGNAL_PREEMPTION)
+        check_with_workers(1, fenv_case, NULL);
+    /* The flag alone: no signal, so only the unlock's preemption point
+     * can make the looping thread yield. */
+    with_config((weft_config){.workers = 1, .preempt_signal = -1}, flag_case, NULL);
     check_with_workers(1, flag_case, NULL);
     check_with_workers(1, disable_case, NULL);
     check_with_workers(1, syscall_case, NULL);
     check_with_workers(1, condwait_case, NULL);
     check_with_workers(2, condwait_case, NULL);
-    off_case();
+    with_config((weft_config){.workers = 1, .time_slice = -1}, off_case, NULL);
+    setenv("WEFT_PREEMPT", "off", 1); /* the environment wins over the config */
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        weft_config cfg = {.workers = 1};
+        CHECK_ERR(weft_init(&cfg), 0);
+        off_case(NULL);
+        fflush(NULL);
+        _exit(0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unsetenv("WEFT_PREEMPT");
     misuse_case();
     /* A plain kernel thread: both calls do nothing. */
     weft_preempt_disable();

@@ -37,7 +37,11 @@
  *           weft__preempt_area bytes, set by preempt.c from CPUID
  *
  * The direction flag is cleared before the call, as the ABI requires; the
- * interrupted value comes back with rflags.
+ * interrupted value comes back with rflags. Before the call the upper
+ * halves of the vector registers are cleared (vzeroupper, where there is
+ * AVX) and the x87 unit and MXCSR are reset to the runtime's starting
+ * values, so the threads that run meanwhile see a clean floating-point
+ * environment.
  *
  * C prototype: void weft__preempt_tramp(void); never called, only entered.
  */
@@ -59,53 +63,47 @@
 weft__preempt_tramp:
     .cfi_startproc
     .cfi_signal_frame           /* the saved rip is not a return address */
+    /* At entry every register is the interrupted code's, rsp included, and
+     * the interrupted rip is only in TLS: no caller to unwind to yet. */
+    .cfi_def_cfa %rsp, 0
+    .cfi_undefined %rip
     ENDBR
     /* Below the red zone, a slot for the return address (lea keeps the
      * flags); rax lends a hand to fill it from weft__preempt_pc. */
     leaq    -136(%rsp), %rsp
-    .cfi_adjust_cfa_offset 136
+    .cfi_def_cfa_offset 136
     pushq   %rax
-    .cfi_adjust_cfa_offset 8
+    .cfi_def_cfa_offset 144
+    .cfi_offset %rax, -144
     movq    weft__preempt_pc@gottpoff(%rip), %rax
     movq    %fs:(%rax), %rax
     movq    %rax, 8(%rsp)
-    popq    %rax
-    .cfi_adjust_cfa_offset -8
-    .cfi_def_cfa %rsp, 136
     .cfi_offset %rip, -136
+    popq    %rax
+    .cfi_def_cfa_offset 136
+    .cfi_restore %rax
+
     pushfq
-    pushq   %rax
-    .cfi_offset %rax, -152
-    pushq   %rcx
-    .cfi_offset %rcx, -160
-    pushq   %rdx
-    .cfi_offset %rdx, -168
-    pushq   %rsi
-    .cfi_offset %rsi, -176
-    pushq   %rdi
-    .cfi_offset %rdi, -184
-    pushq   %r8
-    .cfi_offset %r8, -192
-    pushq   %r9
-    .cfi_offset %r9, -200
-    pushq   %r10
-    .cfi_offset %r10, -208
-    pushq   %r11
-    .cfi_offset %r11, -216
-    pushq   %rbp
-    .cfi_offset %rbp, -224
-    pushq   %rbx
-    .cfi_offset %rbx, -232
-    pushq   %r12
-    .cfi_offset %r12, -240
-    pushq   %r13
-    .cfi_offset %r13, -248
-    pushq   %r14
-    .cfi_offset %r14, -256
-    pushq   %r15
-    .cfi_offset %r15, -264
+    .cfi_def_cfa_offset 144
+#define SAVE(reg, off) pushq %reg; .cfi_def_cfa_offset off; .cfi_offset %reg, -off
+    SAVE(rax, 152)
+    SAVE(rcx, 160)
+    SAVE(rdx, 168)
+    SAVE(rsi, 176)
+    SAVE(rdi, 184)
+    SAVE(r8, 192)
+    SAVE(r9, 200)
+    SAVE(r10, 208)
+    SAVE(r11, 216)
+    SAVE(rbp, 224)
+    SAVE(rbx, 232)
+    SAVE(r12, 240)
+    SAVE(r13, 248)
+    SAVE(r14, 256)
+    SAVE(r15, 264)
+#undef SAVE
     movq    %rsp, %rbx
-    .cfi_def_cfa %rbx, 264
+    .cfi_def_cfa_register %rbx
 
     /* Room for the extended state, aligned as XSAVE needs. */
     subq    weft__preempt_area(%rip), %rsp
@@ -129,36 +127,48 @@ weft__preempt_tramp:
     jmp     2f
 1:  fxsave64 (%rsp)
 2:
+    /* What runs next on this kernel thread gets the floating-point
+     * environment the runtime started with, not the interrupted code's
+     * rounding mode, exception masks or x87 stack (the restore below
+     * gives those back to this thread wherever it resumes). */
+    cmpb    $0, weft__preempt_avx(%rip)
+    je      3f
+    vzeroupper
+3:  fninit
+    fldcw   weft__preempt_fpucw(%rip)
+    ldmxcsr weft__preempt_mxcsr(%rip)
     cld
     call    weft__preempt_yield
 
     cmpb    $0, weft__preempt_xsave(%rip)
-    je      3f
+    je      4f
     movl    weft__preempt_xmask(%rip), %eax
     movl    weft__preempt_xmask+4(%rip), %edx
     xrstor64 (%rsp)
-    jmp     4f
-3:  fxrstor64 (%rsp)
-4:
+    jmp     5f
+4:  fxrstor64 (%rsp)
+5:
     movq    %rbx, %rsp
-    .cfi_def_cfa %rsp, 264
-    popq    %r15
-    popq    %r14
-    popq    %r13
-    popq    %r12
-    popq    %rbx
-    popq    %rbp
-    popq    %r11
-    popq    %r10
-    popq    %r9
-    popq    %r8
-    popq    %rdi
-    popq    %rsi
-    popq    %rdx
-    popq    %rcx
-    popq    %rax
+    .cfi_def_cfa_register %rsp
+#define RESTORE(reg, off) popq %reg; .cfi_def_cfa_offset off; .cfi_restore %reg
+    RESTORE(r15, 256)
+    RESTORE(r14, 248)
+    RESTORE(r13, 240)
+    RESTORE(r12, 232)
+    RESTORE(rbx, 224)
+    RESTORE(rbp, 216)
+    RESTORE(r11, 208)
+    RESTORE(r10, 200)
+    RESTORE(r9, 192)
+    RESTORE(r8, 184)
+    RESTORE(rdi, 176)
+    RESTORE(rsi, 168)
+    RESTORE(rdx, 160)
+    RESTORE(rcx, 152)
+    RESTORE(rax, 144)
+#undef RESTORE
     popfq
-    .cfi_def_cfa %rsp, 136
+    .cfi_def_cfa_offset 136
     ret     $128
     .cfi_endproc
     .size   weft__preempt_tramp, .-weft__preempt_tramp

@@ -68,7 +68,6 @@
 #define RETAKE_NS 20000           /* a section this old may lose its worker */
 #define RETAKE_ALWAYS_NS 10000000 /* ... and this old, even an idle one */
 #define FAST_HOLD_NS 10000000     /* fast ticks last this long after the last section */
-#define SPARE_IDLE_NS 10000000000 /* a spare exits after this long unused */
 #define MAX_KTHREADS 10000
 
 enum { SPARE_WAITING = 0, SPARE_GIVEN, SPARE_CLAIMED };
@@ -142,7 +141,7 @@ bool weft__spare_wait(struct kthread *k, bool born)
     iunlock(&rt->spare_lock);
     if (born)
         fetch_sub_seq(&rt->spare_coming, 1); /* on the list now */
-    int64_t until = weft_now() + SPARE_IDLE_NS;
+    int64_t until = weft_now() + rt->spare_idle_ns;
     for (;;) {
         /* Pairs with the release in give(): k->w is set before it. */
         uint32_t s = load_acquire(&k->spare_word);

@@ -3,7 +3,8 @@
  *
  * Configuration, later sources winning: the defaults (one worker per CPU
  * the process may run on, 64 KiB stacks, a 10 ms time slice), weft_init's
- * config, then the environment: WEFT_WORKERS=n and WEFT_DEBUG=migrate.
+ * config, then the environment: WEFT_WORKERS=n, WEFT_PREEMPT=on|calls|off
+ * and WEFT_DEBUG=migrate,spare-exit.
  */
 #include "internal.h"
 
@@ -43,9 +44,12 @@ static int configure(const weft_config *cfg)
     int workers = default_workers ? default_workers : cpus();
     size_t stack = WEFT_DEFAULT_STACK;
     int64_t slice = DEFAULT_SLICE_NS;
+    bool preempt_signal = true;
     if (cfg) {
         if (cfg->time_slice)
             slice = cfg->time_slice < 0 ? 0 : cfg->time_slice;
+        if (cfg->preempt_signal < 0)
+            preempt_signal = false;
         if (cfg->workers < 0 || cfg->workers > WEFT_MAX_WORKERS)
             return -EINVAL;
         if (cfg->workers)
@@ -65,13 +69,28 @@ static int configure(const weft_config *cfg)
                         WEFT_MAX_WORKERS);
         workers = (int)n;
     }
+    env = getenv("WEFT_PREEMPT");
+    if (env && *env) {
+        if (!strcmp(env, "off"))
+            slice = 0;
+        else if (!strcmp(env, "calls"))
+            preempt_signal = false;
+        else if (!strcmp(env, "on"))
+            preempt_signal = true, slice = slice ? slice : DEFAULT_SLICE_NS;
+        else
+            weft__panic("WEFT_PREEMPT=%s: expected on, calls or off", env);
+    }
     env = getenv("WEFT_DEBUG");
     rt->debug_migrate = env && strstr(env, "migrate");
+    /* Spare kernel threads exit after 10 s unused; after 50 ms with
+     * WEFT_DEBUG=spare-exit, so that a test sees them go. */
+    rt->spare_idle_ns = env && strstr(env, "spare-exit") ? 50000000 : 10000000000;
 
     weft__stack_init();
     size_t page = weft__page_size();
     rt->nworkers = workers;
     rt->slice = slice;
+    rt->preempt_signal = preempt_signal;
     rt->stack_size = (stack + page - 1) & ~(page - 1);
     return 0;
 }

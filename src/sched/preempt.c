@@ -32,7 +32,35 @@
  *     it (Makefile), so the linker gathers it in one range whether weft is
  *     linked statically or as libweft.so;
  *   - the stack pointer is in the thread's stack with room for the saved
- *     state and the yield.
+ *     state and the yield;
+ *   - the interrupted code is not a signal handler of the program's: its
+ *     signal mask is the one every worker runs with (a switch inside a
+ *     handler would leave the handler's mask on the kernel thread).
+ *
+ * The signal is used at all only where "the main executable's code" means
+ * the program's own: libc must be a shared object (a static link puts
+ * malloc's locks in the executable), no sanitizer runtime may be linked
+ * into the executable (clang links ASan's allocator statically), and the
+ * weft_text section must exist (a build that skips the Makefile's rename
+ * cannot tell weft's code apart). Elsewhere, and with
+ * weft_config.preempt_signal < 0 or WEFT_PREEMPT=calls, only the flag is
+ * used.
+ *
+ * What the signal cannot know: a thread preempted while it holds a lock
+ * that blocks kernel threads (a pthread mutex, pthread_once, a C++
+ * static-initialization guard) in the program's code, and another thread
+ * of the same worker that then waits for that lock, block the worker; with
+ * no other worker to steal the holder, for ever. weft threads should use
+ * weft's locks, or wait for such locks inside weft_blocking, or turn the
+ * signal off (README, weft_preempt(3)).
+ *
+ * The handler runs on the kernel thread's alternate signal stack (the one
+ * the overflow report uses), so the kernel's signal frame, several KiB
+ * with the vector state, never lands on the thread's stack. The
+ * trampoline then saves the registers on the thread's stack, clears the
+ * floating-point environment to the one the runtime started with (the
+ * next thread on this kernel thread must not inherit a rounding mode or
+ * x87 stack), and gives the thread its own back when it resumes.
  *
  * Anywhere else the flag alone remains, honoured at the next weft call
  * that passes a preemption point (every fd wrapper, lock release, channel
@@ -61,6 +89,10 @@
 #include <unistd.h>
 
 #define PREEMPT_SIGNAL SIGURG
+/* The mask bits the masks are compared on: the signals 1-31 but SIGKILL
+ * and SIGSTOP, which the kernel never blocks; glibc never lets its own
+ * signals (32, 33) be blocked either, whatever the set asked for. */
+#define STD_SIGNALS (0x7fffffffull & ~(1ull << (SIGKILL - 1)) & ~(1ull << (SIGSTOP - 1)))
 #define STACK_ROOM (16 * 1024) /* left below the interrupted sp, at least */
 #define MAX_RANGES 8
 
@@ -79,10 +111,23 @@ __thread uintptr_t weft__preempt_pc __attribute__((tls_model("initial-exec"), vi
 uint64_t weft__preempt_area WEFT_HIDDEN = 512;   /* bytes for the state */
 uint64_t weft__preempt_xmask WEFT_HIDDEN;        /* XSAVE components */
 uint8_t weft__preempt_xsave WEFT_HIDDEN;         /* 0: FXSAVE */
+uint8_t weft__preempt_avx WEFT_HIDDEN;           /* vzeroupper is there */
+uint32_t weft__preempt_mxcsr WEFT_HIDDEN = 0x1f80; /* the runtime's own */
+uint16_t weft__preempt_fpucw WEFT_HIDDEN = 0x037f;
+
+/* Objects with which "in the main executable" does not mean "the
+ * program's own code"; weak, so absent ones are NULL. */
+extern void __asan_init(void) __attribute__((weak));
+extern void __msan_init(void) __attribute__((weak));
+extern void __tsan_init(void) __attribute__((weak));
+extern void __hwasan_init(void) __attribute__((weak));
 
 /* The main executable's code, set once at init. */
 static uintptr_t exe_lo[MAX_RANGES], exe_hi[MAX_RANGES];
 static int nexe;
+static bool shared_libc; /* a libc shared object is loaded */
+static bool use_signal;  /* set once at init; read by the handler */
+static uint64_t worker_mask; /* the first 64 signals workers block */
 static struct sigaction previous;
 
 int weft__preempt_signal(void)
@@ -90,12 +135,12 @@ int weft__preempt_signal(void)
     return PREEMPT_SIGNAL;
 }
 
-static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+static int each_object(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    (void)data;
+    int *index = data;
     /* The first object dl_iterate_phdr reports is the main program. */
-    for (int i = 0; i < info->dlpi_phnum && nexe < MAX_RANGES; i++) {
+    for (int i = 0; *index == 0 && i < info->dlpi_phnum && nexe < MAX_RANGES; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
             continue;
@@ -103,17 +148,40 @@ static int first_object(struct dl_phdr_info *info, size_t size, void *data)
         exe_hi[nexe] = exe_lo[nexe] + ph->p_memsz;
         nexe++;
     }
-    return 1;
+    const char *name = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    name = name ? name + 1 : info->dlpi_name;
+    if (*index > 0 && name && (!strncmp(name, "libc.so", 7) || !strncmp(name, "ld-musl", 7)))
+        shared_libc = true;
+    ++*index;
+    return 0;
+}
+
+static bool in_exe(const void *p)
+{
+    for (int i = 0; p && i < nexe; i++)
+        if ((uintptr_t)p >= exe_lo[i] && (uintptr_t)p < exe_hi[i])
+            return true;
+    return false;
+}
+
+/* Whether the signal may be used at all (see top). */
+static bool signal_usable(void)
+{
+    if (!__start_weft_text || (uintptr_t)__stop_weft_text <= (uintptr_t)__start_weft_text)
+        return false;
+    if (!shared_libc)
+        return false;
+    if (in_exe((const void *)__asan_init) || in_exe((const void *)__msan_init) ||
+        in_exe((const void *)__tsan_init) || in_exe((const void *)__hwasan_init))
+        return false;
+    return true;
 }
 
 static __attribute__((unused)) bool pc_safe(uintptr_t pc)
 {
     if (pc >= (uintptr_t)__start_weft_text && pc < (uintptr_t)__stop_weft_text)
         return false;
-    for (int i = 0; i < nexe; i++)
-        if (pc >= exe_lo[i] && pc < exe_hi[i])
-            return true;
-    return false;
+    return in_exe((const void *)pc);
 }
 
 /* Which extended state the trampoline saves, and how much room it takes.
@@ -138,6 +206,7 @@ static void xsave_init(void)
     weft__preempt_xmask = mask;
     weft__preempt_area = area;
     weft__preempt_xsave = 1;
+    weft__preempt_avx = (c & bit_AVX) && (mask & 6) == 6; /* SSE and AVX state on */
 }
 
 static void on_signal(int sig, siginfo_t *si, void *ucv)
@@ -153,13 +222,15 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 #if !defined(WEFT_TSAN)
     struct kthread *k = weft__tls_k; /* this kernel thread's; no switch here */
     struct uthread *ut = k ? k->cur : NULL;
-    if (!ut || __atomic_load_n(&ut->nopreempt, __ATOMIC_RELAXED))
+    if (!use_signal || !ut || __atomic_load_n(&ut->nopreempt, __ATOMIC_RELAXED))
         return;
     ucontext_t *uc = ucv;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     uintptr_t lo = (uintptr_t)ut->map + weft__page_size(), hi = (uintptr_t)ut;
-    if (!pc_safe(pc) || sp > hi || sp < lo + STACK_ROOM)
+    uint64_t mask; /* the kernel fills the first 64 bits of uc_sigmask */
+    memcpy(&mask, &uc->uc_sigmask, sizeof mask);
+    if (!pc_safe(pc) || sp > hi || sp < lo + STACK_ROOM || (mask & STD_SIGNALS) != worker_mask)
         return; /* the flag does it at the next weft call */
     weft__preempt_pc = pc; /* the trampoline's return address */
     uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)weft__preempt_tramp;
@@ -173,8 +244,16 @@ void weft__preempt_init(void)
     if (!weft__rt.slice)
         return;
     xsave_init();
+    weft__preempt_mxcsr = __builtin_ia32_stmxcsr();
+    __asm__ volatile("fnstcw %0" : "=m"(weft__preempt_fpucw));
     nexe = 0; /* a proc's fork child starts a runtime of its own */
-    dl_iterate_phdr(first_object, NULL);
+    shared_libc = false;
+    int index = 0;
+    dl_iterate_phdr(each_object, &index);
+    use_signal = weft__rt.preempt_signal && signal_usable();
+    sigset_t m = weft__kthread_mask();
+    memcpy(&worker_mask, &m, sizeof worker_mask);
+    worker_mask &= STD_SIGNALS;
     struct sigaction cur;
     if (sigaction(PREEMPT_SIGNAL, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
         cur.sa_sigaction == on_signal)
@@ -182,10 +261,11 @@ void weft__preempt_init(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_signal;
-    /* Not SA_ONSTACK: the trampoline frame goes on the thread's stack.
-     * SA_RESTART: a system call of the program's that the signal meets
-     * goes on (the monitor avoids sleeping ones anyway). */
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    /* SA_ONSTACK: the kernel's frame goes on the alternate stack, not on
+     * the thread's (see top). SA_RESTART: a system call of the program's
+     * that the signal meets goes on (the monitor avoids sleeping ones,
+     * but a call can begin between its look and the signal). */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigfillset(&sa.sa_mask);
     sigaction(PREEMPT_SIGNAL, &sa, &previous);
 }

@@ -158,11 +158,21 @@ static sigset_t kthread_mask;
 
 static void mask_init(void)
 {
+    static bool done;
+    if (done)
+        return;
+    done = true;
     sigfillset(&kthread_mask);
     int keep[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS,
                   weft__preempt_signal()};
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
         sigdelset(&kthread_mask, keep[i]);
+}
+
+sigset_t weft__kthread_mask(void)
+{
+    mask_init(); /* before the first M, by the starter (init.c) */
+    return kthread_mask;
 }
 
 /* An M that exits: gives back what it made for itself and leaves its
