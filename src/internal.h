@@ -316,20 +316,21 @@ struct worker {
     int32_t heap_cap;                    /* tlock */
 
     /* Blocking sections and preemption (handoff.c, preempt.c). pstate is
-     * epoch << 2 | P_RUN or P_BLOCKING: the owning M stores P_BLOCKING
-     * around a call that may block its kernel thread and CASes it back;
-     * the monitor may instead CAS it to (epoch + 1) | P_RUN and give the
-     * worker to a spare M. The epoch makes the old M's CAS fail even if the
-     * new M is in a blocking section of its own by then. */
-    uint32_t pstate;                     /* atomic */
-    uint32_t block_seq;                  /* atomic: written by the owner,
-                                            bumped at each blocking section */
+     * epoch << 1 | P_BLOCKING: the owning M stores a new epoch with
+     * P_BLOCKING as it enters a call that may block its kernel thread and
+     * CASes P_BLOCKING off as it leaves; the monitor may instead CAS the
+     * section's word to the next epoch without P_BLOCKING and give the
+     * worker to a spare M. Each section has its own epoch, so the word
+     * names one section exactly: the old M's CAS fails whatever the
+     * worker has done since, and 64 bits never wrap. */
+    uint64_t pstate;                     /* atomic */
     uint32_t preempt_tick;               /* atomic: tick + 1 when the monitor
                                             asked the running thread to yield;
                                             stale once tick moves */
     /* Monitor only: what it saw at its previous look. */
-    uint32_t mon_seq, mon_tick;
-    int64_t mon_seq_since, mon_tick_since;
+    uint32_t mon_tick;
+    uint64_t mon_pstate;
+    int64_t mon_pstate_since, mon_tick_since;
 
     /* Debug-migrate inbox: threads sent here by other workers. */
     struct ilock inbox_lock;
@@ -391,8 +392,10 @@ struct runtime {
 
     uint32_t monitor_word;     /* atomic futex word the monitor sleeps on */
     uint32_t monitor_sleeping; /* atomic */
-    uint32_t monitor_fast;     /* atomic seq_cst: a blocking section was seen
-                                  lately, so the monitor ticks every 20 us */
+    uint32_t monitor_fast;     /* atomic: the monitor ticks every 20 us
+                                  (handoff.c); written by the monitor, and
+                                  set by a kick */
+    uint32_t monitor_kicked;   /* atomic: weft_blocking woke the monitor */
 
     /* Kernel threads beyond the workers (handoff.c). */
     struct ilock spare_lock;
@@ -562,14 +565,13 @@ void weft__idle_leave(struct kthread *k);
 
 /* ---- blocking sections and spare kernel threads (sched/handoff.c) ------ */
 
-#define P_RUN 0u
-#define P_BLOCKING 1u
-#define P_EPOCH 4u /* pstate's epoch unit */
+#define P_BLOCKING 1ull
+#define P_EPOCH 2ull /* pstate's epoch unit */
 
-/* One blocking section: what weft__blocking_enter saw, for leave. */
+/* One blocking section: what weft__blocking_enter stored, for leave. */
 struct blocking {
     struct kthread *k; /* NULL: the caller is not a weft thread */
-    uint32_t pstate;   /* the worker's pstate before the section */
+    uint64_t pstate;   /* the worker's pstate during the section */
 };
 
 /*
@@ -579,9 +581,11 @@ struct blocking {
  * a spare kernel thread if the call lasts (about 20 us), and until
  * weft__blocking_leave the caller is a plain kernel thread to weft: weft
  * calls it makes block the kernel thread, and weft_self() is 0. Elsewhere
- * it does nothing. Does not switch threads.
+ * it does nothing. kick: the call is expected to block (weft_blocking),
+ * so wake the monitor to watch closely if it is not already. Does not
+ * switch threads.
  */
-void weft__blocking_enter(struct blocking *b);
+void weft__blocking_enter(struct blocking *b, bool kick);
 /* Ends the section. If the worker was handed off meanwhile, the caller
  * queues itself to run on whichever worker takes it. May switch threads. */
 void weft__blocking_leave(struct blocking *b);

@@ -7,6 +7,8 @@
  *               weft_blocking, which only another weft thread writes: the
  *               writer can run only if the worker was handed off (no hand-
  *               off would hang the test)
+ *   spares      with WEFT_DEBUG=spare-exit, the kernel thread a hand-off
+ *               leaves spare exits, and later hand-offs make new ones
  *   sleep       on one worker, a thread in weft_blocking(sleep(1)): another
  *               thread keeps running during it (it counts rounds only while
  *               the first is inside the call)
@@ -27,6 +29,7 @@
  */
 #include "check.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <time.h>
@@ -87,6 +90,42 @@ static void pipe_case(void *arg)
     close(pfd[0]);
     close(pfd[1]);
     printf("pipe: ok\n");
+}
+
+/* ---- spares ---- */
+
+static int count_tasks(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* With WEFT_DEBUG=spare-exit spares exit after 50 ms unused. After a
+ * hand-off the old kernel thread is a spare; it goes, and the next
+ * hand-off makes (or reuses) another, several times over. */
+static void spares_case(void *arg)
+{
+    (void)arg;
+    /* main, the worker's M, the monitor (and a sanitizer's own threads) */
+    int base = count_tasks();
+    for (int round = 0; round < 3; round++) {
+        pipe_case(NULL);
+        int n = 0;
+        for (int i = 0; i < 400; i++) {
+            weft_sleep(weft_after(WEFT_MS(5)));
+            if ((n = count_tasks()) <= base)
+                break;
+        }
+        CHECK_EQ(n, base);
+    }
+    printf("spares: the spare kernel thread exited after each of 3 hand-offs\n");
 }
 
 /* ---- sleep ---- */
@@ -397,6 +436,16 @@ static void all_on(void *arg)
 int main(void)
 {
     check_with_workers(1, pipe_case, NULL);
+    const char *dbg = getenv("WEFT_DEBUG"); /* keep migrate, if set */
+    char saved[256], with[300];
+    snprintf(saved, sizeof saved, "%s", dbg ? dbg : "");
+    snprintf(with, sizeof with, "%s,spare-exit", saved);
+    setenv("WEFT_DEBUG", with, 1);
+    check_with_workers(1, spares_case, NULL);
+    if (dbg)
+        setenv("WEFT_DEBUG", saved, 1);
+    else
+        unsetenv("WEFT_DEBUG");
     check_with_workers(1, sleep_case, NULL);
     check_with_workers(1, inside_case, NULL);
     check_with_workers(1, all_on, NULL);

@@ -67,7 +67,7 @@ static ssize_t io_loop(int fd, int events, io_try try, void *ctx, int64_t deadli
         ssize_t n;
         if (unlikely(load_relaxed(&f->flags) & FD_FILE)) {
             struct blocking b; /* a disk may take its time */
-            weft__blocking_enter(&b);
+            weft__blocking_enter(&b, false); /* usually a cached page */
             n = try(fd, &io, ctx);
             weft__blocking_leave(&b);
         } else {

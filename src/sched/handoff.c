@@ -17,12 +17,14 @@
  * spare itself. Nothing is handed back: the worker stays with the M that
  * has it, as in Go (runtime/proc.go: entersyscall, retake, exitsyscall).
  *
- * The worker's pstate word (internal.h) decides who owns it. The owner
- * stores epoch|P_BLOCKING on entry and on exit CASes it back to epoch|P_RUN.
- * The monitor CASes epoch|P_BLOCKING to (epoch+1)|P_RUN and then gives the
- * worker to a spare. Exactly one CAS succeeds. The epoch keeps an old M
- * whose call outlived a hand-off from succeeding against a later blocking
- * section of the worker's new M (ABA).
+ * The worker's pstate word (internal.h) decides who owns it. Entering a
+ * section, the owner stores a fresh epoch with P_BLOCKING; leaving, it
+ * CASes that exact word to the same epoch without P_BLOCKING. The monitor
+ * CASes the word it saw to the next epoch, without P_BLOCKING, and then
+ * gives the worker to a spare. Exactly one CAS succeeds, and since every
+ * section has its own epoch (64 bits: none repeats) the monitor takes
+ * the very section it timed, and the old M's CAS fails whatever the
+ * worker has done since.
  *
  * While blocking, the caller is a plain kernel thread to weft: tls_k and
  * tls_w are NULL, so a weft call it makes in the section (weft_blocking's
@@ -31,44 +33,52 @@
  * there. The thread stays k->cur, so the overflow report still names it
  * (through tls_blocking).
  *
- * When to take a worker. The monitor samples each blocking worker's
- * block_seq: a section it saw at its previous look, 20 us or more ago, is
- * old enough. It takes the worker if the worker has anything to run or
- * timers pending, or if no other M is idle or spinning (someone must run
- * the global queue), or once the section is 10 ms old. Idle Ms are not
- * woken for a worker nobody needs.
+ * When to take a worker. The monitor notes each section's word when it
+ * first sees it: a section it saw at an earlier look, 20 us or more ago,
+ * is old enough. It takes the worker only if someone needs it: the worker
+ * has threads or timers waiting, or no other M is idle or spinning (the
+ * global queue needs a runner). A worker nobody needs stays with its
+ * blocked M; new work goes to the other workers' queues, not to it.
  *
  * Ticks. The monitor ticks every millisecond while anything runs, too
- * coarse for 20 us. A blocking section that finds monitor_fast clear sets
- * it and wakes the monitor, which then ticks every 20 us until it has
- * seen no blocking section for 10 ms. It clears monitor_fast and then
- * looks at every worker's pstate again; entry stores pstate and then
- * reads monitor_fast (all seq_cst), so either the monitor's second look
- * sees the new section or the section sees the flag clear and wakes it.
- * A process that blocks now and then pays one futex wake per burst.
+ * coarse for 20 us, and ticks every 20 us (monitor_fast) only while a
+ * section it has seen is worth taking and not yet taken, and for 1 ms
+ * after weft_blocking woke it. weft_blocking, whose calls are expected to
+ * block, wakes the monitor when it does not tick fast (one futex wake per
+ * burst); the fd wrappers' sections on regular files, which mostly hit
+ * the page cache, do not: the monitor finds the slow ones at its next
+ * millisecond tick, and then watches closely. A kick the monitor misses
+ * (it stops ticking fast just as a section reads the flag) costs only
+ * that: the section is found at the next slow tick.
  *
  * Spares. An M without a worker waits on its spare_word on the spare
  * list. The monitor takes a spare off the list first (SPARE_CLAIMED), then
  * makes its CAS, and puts the spare back if the CAS failed (the section
  * ended first). With no spare it makes an M, which puts itself on the
  * list, and takes the worker at a later tick: the monitor never waits for
- * a thread to start. A spare unused for 10 s exits (its struct is kept for
- * the next M). At most MAX_KTHREADS Ms exist; past that a blocking worker
- * waits for its call, as it would without weft.
+ * a thread to start. After a failure to make one it waits 10 ms before it
+ * tries again. A spare unused for 10 s exits (its struct is kept for the
+ * next M). At most MAX_KTHREADS Ms exist (each costs a few memory maps);
+ * past that a blocking worker waits for its call, as it would without
+ * weft.
  *
  * Rejected: running every such call on a pool thread and parking the
  * caller (a thread switch and a wake-up for every read of a cached file,
  * which the section makes a handful of atomics); handing off at entry
- * without waiting (the same cost for calls that do not block at all).
+ * without waiting (the same cost for calls that do not block at all);
+ * ticking every 20 us whenever sections happen (50,000 wake-ups a second
+ * for a process that reads cached files now and then).
  */
 #include "sched/sched.h"
 
 #include <errno.h>
 
 #define RETAKE_NS 20000           /* a section this old may lose its worker */
-#define RETAKE_ALWAYS_NS 10000000 /* ... and this old, even an idle one */
-#define FAST_HOLD_NS 10000000     /* fast ticks last this long after the last section */
-#define MAX_KTHREADS 10000
+#define KICK_HOLD_NS 1000000      /* fast ticks after weft_blocking's kick */
+#define RETRY_NS 10000000         /* after failing to make an M */
+#define FAST_TICK_HOLD_NS 100000  /* fast ticks go on this long after a look
+                                     that wanted them */
+#define MAX_KTHREADS 4096
 
 enum { SPARE_WAITING = 0, SPARE_GIVEN, SPARE_CLAIMED };
 
@@ -76,7 +86,7 @@ __thread struct kthread *weft__tls_blocking __attribute__((tls_model("initial-ex
 
 /* ---- the section ------------------------------------------------------- */
 
-void weft__blocking_enter(struct blocking *b)
+void weft__blocking_enter(struct blocking *b, bool kick)
 {
     struct runtime *rt = &weft__rt;
     struct kthread *k = weft__kthread();
@@ -85,15 +95,14 @@ void weft__blocking_enter(struct blocking *b)
         return; /* a plain kernel thread: nothing to hand off */
     struct worker *w = k->w;
     b->k = k;
-    b->pstate = load_relaxed(&w->pstate); /* the owner's own: epoch|P_RUN */
-    store_relaxed(&w->block_seq, w->block_seq + 1);
-    store_seq(&w->pstate, b->pstate | P_BLOCKING);
+    /* The owner's own word: an epoch without P_BLOCKING. */
+    b->pstate = (load_relaxed(&w->pstate) + P_EPOCH) | P_BLOCKING;
+    store_seq(&w->pstate, b->pstate); /* pairs with the monitor's load and CAS */
     weft__tls_blocking = k;
     weft__kthread_set(NULL);
-    /* Read after the store above: pairs with the monitor's clear-then-look
-     * (see top). */
-    if (!load_seq(&rt->monitor_fast)) {
-        store_seq(&rt->monitor_fast, 1);
+    if (kick && !load_relaxed(&rt->monitor_fast)) {
+        store_relaxed(&rt->monitor_fast, 1); /* the next sections need not */
+        store_relaxed(&rt->monitor_kicked, 1);
         weft__monitor_wake();
     }
 }
@@ -105,8 +114,8 @@ void weft__blocking_leave(struct blocking *b)
         return;
     /* No switch happened since enter, so k is still this kernel thread. */
     weft__tls_blocking = NULL;
-    uint32_t expected = b->pstate | P_BLOCKING;
-    if (likely(cas_seq(&k->w->pstate, &expected, b->pstate))) {
+    uint64_t expected = b->pstate;
+    if (likely(cas_seq(&k->w->pstate, &expected, b->pstate & ~P_BLOCKING))) {
         weft__kthread_set(k);
         return;
     }
@@ -123,7 +132,7 @@ int64_t weft_blocking(int64_t (*fn)(void *), void *arg)
     if (weft__stop_self() & ST_STOP)
         return -ECANCELED;
     struct blocking b;
-    weft__blocking_enter(&b);
+    weft__blocking_enter(&b, true);
     int64_t r = fn(arg);
     weft__blocking_leave(&b);
     return r;
@@ -167,10 +176,12 @@ bool weft__spare_wait(struct kthread *k, bool born)
 }
 
 /* Takes a spare off the list, or NULL; asks for one to be made if there
- * is none and none is on its way. Monitor only. */
-static struct kthread *spare_claim(void)
+ * is none and none is on its way. Monitor only. *coming: a spare is on its
+ * way (worth ticking fast for). */
+static struct kthread *spare_claim(int64_t now, bool *coming)
 {
     struct runtime *rt = &weft__rt;
+    static int64_t failed_at = -RETRY_NS;
     ilock(&rt->spare_lock);
     struct kthread *k = rt->spares;
     if (k) {
@@ -178,12 +189,27 @@ static struct kthread *spare_claim(void)
         store_relaxed(&k->spare_word, SPARE_CLAIMED);
     }
     iunlock(&rt->spare_lock);
-    if (!k && !load_seq(&rt->spare_coming) && load_seq(&rt->nkthreads) < MAX_KTHREADS) {
-        fetch_add_seq(&rt->spare_coming, 1);
-        if (!weft__kthread_new(NULL)) /* comes onto the list by itself */
-            fetch_sub_seq(&rt->spare_coming, 1);
+    *coming = false;
+    if (k)
+        return k;
+    if (load_seq(&rt->spare_coming)) {
+        *coming = true;
+        return NULL;
     }
-    return k;
+    if (now - failed_at < RETRY_NS)
+        return NULL;
+    if (load_seq(&rt->nkthreads) >= MAX_KTHREADS) {
+        failed_at = now;
+        return NULL;
+    }
+    fetch_add_seq(&rt->spare_coming, 1);
+    if (weft__kthread_new(NULL)) { /* comes onto the list by itself */
+        *coming = true;
+    } else {
+        fetch_sub_seq(&rt->spare_coming, 1);
+        failed_at = now;
+    }
+    return NULL;
 }
 
 /* Puts back a spare the monitor claimed but did not need. */
@@ -209,69 +235,54 @@ static void give(struct worker *w, struct kthread *k)
 
 /* ---- the monitor's look ------------------------------------------------ */
 
-static bool worth_taking(struct worker *w, int64_t held)
+/* Does anyone need w, whose M is blocked? */
+static bool worth_taking(struct worker *w)
 {
     struct runtime *rt = &weft__rt;
-    if (held >= RETAKE_ALWAYS_NS || !runq_empty(w) || load_relaxed(&w->nheap) ||
-        load_relaxed(&w->inbox_n))
+    if (!runq_empty(w) || load_relaxed(&w->nheap) || load_relaxed(&w->inbox_n))
         return true;
     return !load_seq(&rt->nidle) && !load_seq(&rt->nspinning);
-}
-
-/* One look at every worker; returns whether any is blocking. */
-static bool scan(int64_t now, bool take)
-{
-    struct runtime *rt = &weft__rt;
-    bool any = false;
-    for (int i = 0; i < rt->nworkers; i++) {
-        struct worker *w = &rt->workers[i];
-        uint32_t ps = load_seq(&w->pstate);
-        if (!(ps & P_BLOCKING))
-            continue;
-        any = true;
-        if (!take)
-            continue;
-        uint32_t seq = load_relaxed(&w->block_seq);
-        if (seq != w->mon_seq) {
-            w->mon_seq = seq; /* a section the monitor has not seen yet */
-            w->mon_seq_since = now;
-            continue;
-        }
-        int64_t held = now - w->mon_seq_since;
-        if (held < RETAKE_NS || !worth_taking(w, held))
-            continue;
-        struct kthread *k = spare_claim();
-        if (!k)
-            continue; /* one is being made: next tick */
-        uint32_t expected = ps;
-        if (cas_seq(&w->pstate, &expected, (ps & ~P_BLOCKING) + P_EPOCH))
-            give(w, k);
-        else
-            spare_unclaim(k); /* the section ended first */
-    }
-    return any;
 }
 
 bool weft__handoff_scan(int64_t now)
 {
     struct runtime *rt = &weft__rt;
-    static int64_t last_seen;
-    if (!load_relaxed(&rt->monitor_fast))
-        return scan(now, true);
-    if (scan(now, true)) {
-        last_seen = now;
-        return true;
+    static int64_t fast_until;
+    bool any = false, watch = false;
+    if (load_relaxed(&rt->monitor_kicked) && xchg_acq_rel(&rt->monitor_kicked, 0))
+        fast_until = now + KICK_HOLD_NS;
+    for (int i = 0; i < rt->nworkers; i++) {
+        struct worker *w = &rt->workers[i];
+        uint64_t ps = load_seq(&w->pstate);
+        if (!(ps & P_BLOCKING))
+            continue;
+        any = true;
+        if (ps != w->mon_pstate) {
+            w->mon_pstate = ps; /* a section the monitor has not seen yet */
+            w->mon_pstate_since = now;
+            watch |= worth_taking(w);
+            continue;
+        }
+        if (!worth_taking(w))
+            continue;
+        if (now - w->mon_pstate_since < RETAKE_NS) {
+            watch = true;
+            continue;
+        }
+        bool coming;
+        struct kthread *k = spare_claim(now, &coming);
+        if (!k) {
+            watch |= coming; /* take it when the new M is there */
+            continue;
+        }
+        uint64_t expected = ps;
+        if (cas_seq(&w->pstate, &expected, (ps & ~P_BLOCKING) + P_EPOCH))
+            give(w, k);
+        else
+            spare_unclaim(k); /* the section ended first */
     }
-    if (now - last_seen < FAST_HOLD_NS)
-        return false;
-    /* Quiet for long enough: back to slow ticks, then look once more (see
-     * top: a section that began meanwhile either shows here or saw the
-     * flag clear and wakes the monitor). */
-    store_seq(&rt->monitor_fast, 0);
-    if (scan(now, false)) {
-        store_seq(&rt->monitor_fast, 1);
-        last_seen = now;
-        return true;
-    }
-    return false;
+    if (watch && fast_until < now + FAST_TICK_HOLD_NS)
+        fast_until = now + FAST_TICK_HOLD_NS;
+    store_relaxed(&rt->monitor_fast, now < fast_until);
+    return any;
 }

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #define SPIN_ROUNDS 32
+#define KTHREAD_STACK (256 * 1024)
 
 
 bool kthread_wake(struct kthread *k)
@@ -252,9 +253,18 @@ struct kthread *weft__kthread_new(struct worker *w)
      * everything blocked so that nothing reaches it before that. */
     sigset_t all, old;
     sigfillset(&all);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+#if !defined(WEFT_ASAN) && !defined(WEFT_TSAN)
+    /* g0 runs the scheduler only (signal handlers use the alternate
+     * stack): a small stack keeps thousands of spare Ms cheap. The
+     * sanitizers' runtimes want the default. */
+    pthread_attr_setstacksize(&attr, KTHREAD_STACK);
+#endif
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&k->pt, NULL, kthread_main, k);
+    int err = pthread_create(&k->pt, &attr, kthread_main, k);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (err) {
         fetch_sub_seq(&rt->nkthreads, 1);
         ilock(&rt->spare_lock);
