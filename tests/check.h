@@ -9,6 +9,9 @@
  *   check_with_workers(n, fn, arg)
  *                          runs fn(arg) in a forked child whose runtime has n
  *                          workers; the child's failure fails the caller
+ *   check_with_config(cfg, fn, arg)
+ *                          the same with a whole weft_config
+ *   check_count_dir(path)  entries of a directory (fds, tasks)
  *
  * A failed check flushes stdout, prints file:line, the expression and the
  * values, then calls abort(), so the runner reports "signal 6" with the
@@ -18,6 +21,7 @@
 #ifndef WEFT_TESTS_CHECK_H
 #define WEFT_TESTS_CHECK_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,11 +98,11 @@ static inline long test_scale(long default_n)
     return n < 1 ? 1 : (long)n;
 }
 
-/* Forks; the child starts the runtime with n workers (WEFT_WORKERS, which
- * would win, is dropped), runs fn(arg) and exits 0. Call it only while this
- * process has not started the runtime (a fork of a running runtime keeps
- * just the forking kernel thread). */
-static inline void check_with_workers(int n, void (*fn)(void *), void *arg)
+/* Forks; the child starts the runtime with cfg (WEFT_WORKERS and
+ * WEFT_PREEMPT, which would win, are dropped), runs fn(arg) and exits 0.
+ * Call it only while this process has not started the runtime (a fork of
+ * a running runtime keeps just the forking kernel thread). */
+static inline void check_with_config(weft_config cfg, void (*fn)(void *), void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
@@ -106,10 +110,10 @@ static inline void check_with_workers(int n, void (*fn)(void *), void *arg)
         check_failed("fork: %s\n", strerror(errno));
     if (pid == 0) {
         unsetenv("WEFT_WORKERS");
-        weft_config cfg = {.workers = n};
+        unsetenv("WEFT_PREEMPT");
         int r = weft_init(&cfg);
         if (r != 0)
-            check_failed("weft_init(workers = %d) returned %d\n", n, r);
+            check_failed("weft_init(workers = %d) returned %d\n", cfg.workers, r);
         fn(arg);
         fflush(NULL);
         _exit(0);
@@ -120,9 +124,31 @@ static inline void check_with_workers(int n, void (*fn)(void *), void *arg)
             check_failed("waitpid: %s\n", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         if (WIFSIGNALED(status))
-            check_failed("child with %d workers died of signal %d\n", n, WTERMSIG(status));
-        check_failed("child with %d workers exited with %d\n", n, WEXITSTATUS(status));
+            check_failed("child with %d workers died of signal %d\n", cfg.workers,
+                         WTERMSIG(status));
+        check_failed("child with %d workers exited with %d\n", cfg.workers, WEXITSTATUS(status));
     }
+}
+
+/* The same with the defaults but n workers. */
+static inline void check_with_workers(int n, void (*fn)(void *), void *arg)
+{
+    check_with_config((weft_config){.workers = n}, fn, arg);
+}
+
+/* Entries of a directory, "." and ".." left out (/proc/self/fd, .../task). */
+static inline int check_count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        check_failed("opendir %s: %s\n", path, strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
 }
 
 #endif /* WEFT_TESTS_CHECK_H */

@@ -46,14 +46,7 @@ WEFT_PROC_ENTRY("pid", pt_pid);
 /* Open fds of this process. */
 static inline int pt_count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the DIR's own */
+    return check_count_dir("/proc/self/fd") - 1; /* the DIR's own */
 }
 
 /* Does this process have a child, zombie or not? */

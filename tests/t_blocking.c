@@ -96,15 +96,7 @@ static void pipe_case(void *arg)
 
 static int count_tasks(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
+    return check_count_dir("/proc/self/task");
 }
 
 /* With WEFT_DEBUG=spare-exit spares exit after 50 ms unused. After a

@@ -57,26 +57,6 @@
 
 static int stop; /* atomic */
 
-/* As check_with_workers, with a whole configuration. */
-static void with_config(weft_config cfg, void (*fn)(void *), void *arg)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        unsetenv("WEFT_WORKERS");
-        unsetenv("WEFT_PREEMPT");
-        CHECK_ERR(weft_init(&cfg), 0);
-        fn(arg);
-        fflush(NULL);
-        _exit(0);
-    }
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        check_failed("child died (status %#x)\n", status);
-}
-
 /* Spins in the program's own code, where the signal may preempt it,
  * until main (a plain kernel thread, so it runs whatever the worker does)
  * sets stop. */
@@ -209,6 +189,18 @@ static void *mover(void *arg)
     return NULL;
 }
 
+/* The mover, then fn beside it on the same worker; both joined. */
+static void mover_then(void *(*fn)(void *))
+{
+    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
+    weft_t a, b;
+    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
+    weft_yield();
+    CHECK_ERR(weft_spawn(&a, fn, NULL, NULL), 0);
+    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+}
+
 struct state {
     uint64_t x[8];
     double d[4];
@@ -270,13 +262,7 @@ static void *cruncher(void *arg)
 static void registers_case(void *arg)
 {
     (void)arg;
-    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
-    weft_t a, b;
-    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
-    weft_yield();
-    CHECK_ERR(weft_spawn(&a, cruncher, NULL, NULL), 0);
-    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
-    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    mover_then(cruncher);
 }
 
 /* Every ymm register holds a pattern while the thread spins, in one asm
@@ -322,13 +308,7 @@ static void ymm_case(void *arg)
         printf("ymm: skipped (no AVX)\n");
         return;
     }
-    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
-    weft_t a, b;
-    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
-    weft_yield();
-    CHECK_ERR(weft_spawn(&a, ymm_thread, NULL, NULL), 0);
-    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
-    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    mover_then(ymm_thread);
     printf("ymm: all 16 registers survived preemption\n");
 }
 #endif
@@ -360,13 +340,7 @@ static void *upward_spinner(void *arg)
 static void fenv_case(void *arg)
 {
     (void)arg;
-    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
-    weft_t a, b;
-    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0);
-    weft_yield();
-    CHECK_ERR(weft_spawn(&a, upward_spinner, NULL, NULL), 0);
-    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
-    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    mover_then(upward_spinner);
     CHECK_EQ(__atomic_load_n(&leaked, __ATOMIC_RELAXED), 0);
     printf("fenv: the rounding mode stayed with its thread\n");
 }
@@ -435,13 +409,7 @@ static void *plain_sleeper(void *arg)
 static void syscall_case(void *arg)
 {
     (void)arg;
-    __atomic_store_n(&stop, 0, __ATOMIC_RELAXED);
-    weft_t a, b;
-    CHECK_ERR(weft_spawn(&b, mover, NULL, NULL), 0); /* runnable throughout */
-    weft_yield();
-    CHECK_ERR(weft_spawn(&a, plain_sleeper, NULL, NULL), 0);
-    CHECK_ERR(weft_join(a, NULL, WEFT_FOREVER), 0);
-    CHECK_ERR(weft_join(b, NULL, WEFT_FOREVER), 0);
+    mover_then(plain_sleeper); /* the mover is runnable throughout */
     printf("syscall: ok\n");
 }
 
@@ -542,13 +510,13 @@ int main(void)
         check_with_workers(1, fenv_case, NULL);
     /* The flag alone: no signal, so only the unlock's preemption point
      * can make the looping thread yield. */
-    with_config((weft_config){.workers = 1, .preempt_signal = -1}, flag_case, NULL);
+    check_with_config((weft_config){.workers = 1, .preempt_signal = -1}, flag_case, NULL);
     check_with_workers(1, flag_case, NULL);
     check_with_workers(1, disable_case, NULL);
     check_with_workers(1, syscall_case, NULL);
     check_with_workers(1, condwait_case, NULL);
     check_with_workers(2, condwait_case, NULL);
-    with_config((weft_config){.workers = 1, .time_slice = -1}, off_case, NULL);
+    check_with_config((weft_config){.workers = 1, .time_slice = -1}, off_case, NULL);
     setenv("WEFT_PREEMPT", "off", 1); /* the environment wins over the config */
     fflush(NULL);
     pid_t pid = fork();

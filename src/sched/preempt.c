@@ -77,6 +77,7 @@
  * disable preemption around it (README, "Kernel-thread state").
  */
 #include "sched/sched.h"
+#include "base/file.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -276,14 +277,8 @@ static bool kthread_running(int tid)
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (weft__read_file(path, buf, sizeof buf) < 0)
         return true;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return true;
-    buf[n] = 0;
     char *p = strrchr(buf, ')'); /* the name may hold anything */
     return !p || p[1] != ' ' || p[2] == 'R';
 }

@@ -27,6 +27,7 @@
  * of resident memory; when THP is "always", stacks get MADV_NOHUGEPAGE.
  */
 #include "internal.h"
+#include "base/file.h"
 #include "arch/fiber.h"
 
 #include <errno.h>
@@ -50,15 +51,7 @@ static bool thp_always;
 static long read_long_file(const char *path, long dflt)
 {
     char buf[64];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dflt;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return dflt;
-    buf[n] = 0;
-    return strtol(buf, NULL, 10);
+    return weft__read_file(path, buf, sizeof buf) < 0 ? dflt : strtol(buf, NULL, 10);
 }
 
 void weft__stack_init(void)
