@@ -87,10 +87,19 @@ struct timer {
     void (*expire)(struct timer *t);
 };
 
+/* A heap slot: the deadline is kept beside the pointer, so that sifting
+ * compares without touching the timers (on their waiters' stacks, cold). */
+struct heap_entry {
+    int64_t when;
+    struct timer *t;
+};
+
 void weft__timer_add(struct worker *w, struct timer *t);
 /* Removes t if still queued; safe against a concurrent expiry (see above). */
 void weft__timer_cancel(struct timer *t);
-/* Runs the expired timers of w; returns how many it expired. */
+/* Runs the expired timers of w, as many as the run queue has room for
+ * (the rest stay for the next pick, rather than spill to the global
+ * queue); returns how many it expired. */
 int weft__timers_run(struct worker *w, int64_t now);
 /* The earliest deadline in w's heap, or -1. */
 int64_t weft__timers_next(struct worker *w);
@@ -311,7 +320,7 @@ struct worker {
 
     /* Timers: a min-heap on when. */
     struct ilock tlock;
-    struct timer **heap;                 /* tlock */
+    struct heap_entry *heap;             /* tlock */
     int32_t nheap;                       /* tlock; read racily as a hint */
     int32_t heap_cap;                    /* tlock */
 
