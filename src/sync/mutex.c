@@ -14,15 +14,20 @@
  *           unlock_slow wakes one waiter, unless WOKEN says one is coming.
  *
  * Contention (seed 001's adaptive mutex). A locker that finds the mutex
- * held spins while the holder is running on another worker (it will
- * likely release soon, and parking costs two switches), setting WOKEN if
- * threads are parked so that the unlock wakes none of them; it does not
- * spin when the holder is switched out (it cannot release until it runs,
- * perhaps on this very worker). Then it sets PARKED and parks, validating
+ * held spins for a moment while the holder is running on another worker
+ * (it will likely release soon, and parking costs two switches); it does
+ * not spin when the holder is switched out (it cannot release until it
+ * runs, perhaps on this very worker), nor when threads are parked already
+ * (it would only queue behind them). The moment is short, SPIN_MAX rounds:
+ * a locker that spins longer mostly wins, and two threads then trade the
+ * mutex's cache line between two CPUs at every acquisition, which halved
+ * the throughput of bench/sync's counter against parking, where the waiter
+ * is woken onto the holder's worker and the two take turns there without
+ * a cache miss. Then it sets PARKED and parks, validating
  * under the bucket lock that the state is still LOCKED and PARKED, so an
  * unlock either comes before the validation (and the locker retries) or
- * finds it queued. A thread holding WOKEN gives it up in the CAS that takes
- * the mutex or sets PARKED; without that flag every unlock under
+ * finds it queued. A woken thread holds WOKEN until the CAS that takes the
+ * mutex or sets PARKED again; without that flag every unlock under
  * contention would wake a thread, and a stream of wake-ups that mostly
  * lose the race cost four times the throughput with 8 threads.
  *
@@ -37,10 +42,9 @@
  * WTF::Lock and Go's sync.Mutex starvation mode work the same way.)
  *
  * A waiter whose deadline passes leaves PARKED set even if it was the last;
- * the next unlock finds nobody to wake and clears it. Two threads may both
- * believe they hold WOKEN (a spinner set it again while an unlock woke a
- * waiter); each clears it when it takes the mutex or parks, so the worst
- * case is one wake-up more than needed, never one too few.
+ * the next unlock finds nobody to wake and clears it. Only an unlock sets
+ * WOKEN, and only when it is clear, so one thread at a time holds it; it
+ * clears it when it takes the mutex or parks again.
  */
 #include "sync/sync.h"
 
@@ -52,7 +56,7 @@
 
 #define HANDOFF 1             /* token: the waker handed the mutex over */
 #define FAIR_NS 1000000       /* hand over to a waiter older than 1 ms */
-#define SPIN_MAX 200          /* rounds of cpu_relax before parking */
+#define SPIN_MAX 8            /* rounds of cpu_relax before parking */
 
 int weft_mutex_init(weft_mutex_t *m)
 {
@@ -88,13 +92,15 @@ static inline bool try_acquire(weft_mutex_t *m, uint32_t *s, uint32_t mine)
     return false;
 }
 
-/* Spinning pays only while the holder runs on another worker. (owner is 0
- * in the moment between a CAS and its store: the holder is running.) */
-static bool worth_spinning(weft_mutex_t *m, int spin)
+/* Spinning pays only while the holder runs on another worker, and only
+ * for a moment, and never behind threads already parked (s is the state
+ * just read). (owner is 0 in the moment between a CAS and its store: the
+ * holder is running.) */
+static bool worth_spinning(weft_mutex_t *m, int spin, uint32_t s)
 {
-    if (spin >= SPIN_MAX)
+    if (spin >= SPIN_MAX || (s & M_PARKED))
         return false;
-    if (spin % 16)
+    if (spin)
         return true;
     uintptr_t o = load_relaxed(&m->owner);
     return !o || weft__key_running(o);
@@ -119,13 +125,7 @@ static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
         uint32_t s = load_relaxed(&m->state);
         if (try_acquire(m, &s, mine))
             goto acquired;
-        if (worth_spinning(m, spin)) {
-            /* Tell unlockers a thread is about to take the mutex, so they
-             * wake nobody. */
-            if (!mine && (s & M_PARKED) && !(s & M_WOKEN) &&
-                __atomic_compare_exchange_n(&m->state, &s, s | M_WOKEN, 0, __ATOMIC_RELAXED,
-                                            __ATOMIC_RELAXED))
-                mine = M_WOKEN;
+        if (worth_spinning(m, spin, s)) {
             spin++;
             cpu_relax();
             continue;
@@ -185,7 +185,7 @@ int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline)
 {
     if (unlikely(!m))
         return -EINVAL;
-    uintptr_t key = weft__self_key();
+    uintptr_t key = weft__self_key_fast();
     uint32_t s = 0;
     if (likely(__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
                                            __ATOMIC_RELAXED))) {
@@ -214,8 +214,9 @@ int weft_mutex_trylock(weft_mutex_t *m)
 static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
 {
     weft_mutex_t *m = ctx;
-    /* Under the bucket lock nobody parks, and no locker takes the held
-     * mutex, but a spinner may still set WOKEN: hence the CAS loops. */
+    /* Under the bucket lock nobody parks and no locker takes the held
+     * mutex, but a locker may still set PARKED on its way to the bucket
+     * lock: hence the CAS loops. */
     uint32_t s = load_relaxed(&m->state), next;
     if (info.woken && weft_now() - info.since > FAIR_NS) {
         do
@@ -263,7 +264,7 @@ int weft_mutex_unlock(weft_mutex_t *m)
 {
     if (unlikely(!m))
         return -EINVAL;
-    if (unlikely(load_relaxed(&m->owner) != weft__self_key()))
+    if (unlikely(load_relaxed(&m->owner) != weft__self_key_fast()))
         return -EPERM;
     weft__mutex_release(m);
     weft__preempt_point();
