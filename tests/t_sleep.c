@@ -5,7 +5,9 @@
  *   not early   weft threads and a pthread sleeping 1..20 ms wake no
  *               earlier than their deadlines
  *   order       on one worker, threads spawned in shuffled order with
- *               deadlines 10 ms apart wake in deadline order
+ *               deadlines 10 ms apart wake in deadline order (those that
+ *               first ran after their deadline, on a loaded machine, do
+ *               not count; a round where most did is run again)
  *   overlap     a sleeping thread does not hold its worker: on one worker,
  *               100 threads sleeping 50 ms each finish together, while a
  *               counting thread keeps running (its count moves during the
@@ -15,6 +17,7 @@
 #include "check.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <weft.h>
 
@@ -82,20 +85,26 @@ static void not_early(void)
 #define ORDER_N 16
 static int order_seq;
 static int order_seen[ORDER_N];
+static bool order_late[ORDER_N]; /* its deadline had passed when it slept */
 
 static void *order_sleeper(void *arg)
 {
     uintptr_t v = P2U(arg);
     int idx = (int)(v & 0xff);
     int64_t d = (int64_t)(v >> 8);
+    order_late[idx] = weft_now() >= d;
     CHECK_ERR(weft_sleep(d), 0);
     order_seen[idx] = order_seq++; /* one worker: no race */
     return NULL;
 }
 
-static void order_run(void *arg)
+/* One round; returns how many sleepers were too late to take part (on a
+ * loaded machine a sleeper may first run after its deadline, and then
+ * returns at once: its place in the order says nothing). The others must
+ * wake in deadline order. */
+static int order_round(void)
 {
-    (void)arg;
+    order_seq = 0;
     int64_t base = weft_after(WEFT_MS(20));
     weft_t t[ORDER_N];
     for (int i = 0; i < ORDER_N; i++) {
@@ -106,8 +115,26 @@ static void order_run(void *arg)
     }
     for (int i = 0; i < ORDER_N; i++)
         CHECK_ERR(weft_join(t[i], NULL, WEFT_FOREVER), 0);
-    for (int i = 0; i < ORDER_N; i++)
-        CHECK_EQ(order_seen[i], i);
+    int late = 0, prev = -1;
+    for (int i = 0; i < ORDER_N; i++) {
+        if (order_late[i]) {
+            late++;
+            continue;
+        }
+        CHECK(order_seen[i] > prev);
+        prev = order_seen[i];
+    }
+    return late;
+}
+
+static void order_run(void *arg)
+{
+    (void)arg;
+    /* A round where most sleepers were late proves little: try again. */
+    int late = ORDER_N;
+    for (int round = 0; round < 10 && late > ORDER_N / 2; round++)
+        late = order_round();
+    CHECK(late <= ORDER_N / 2);
 }
 
 /* ---- overlap ---- */
