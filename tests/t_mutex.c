@@ -103,11 +103,13 @@ static void errors(void)
 /* ---- a deadline that does not pass ---- */
 
 static weft_mutex_t dm = WEFT_MUTEX_INIT;
+static int dm_taken; /* atomic: the holder has had dm (stays set) */
 
 static void *hold_then_release(void *arg)
 {
     (void)arg;
     CHECK_ERR(weft_mutex_lock(&dm), 0);
+    __atomic_store_n(&dm_taken, 1, __ATOMIC_RELEASE);
     wait_until(weft_after(WEFT_MS(5)));
     CHECK_ERR(weft_mutex_unlock(&dm), 0);
     return NULL;
@@ -116,8 +118,10 @@ static void *hold_then_release(void *arg)
 static void *timed_waiter(void *arg)
 {
     (void)arg;
-    while (__atomic_load_n(&dm.state, __ATOMIC_ACQUIRE) == 0)
-        weft_yield(); /* until the holder has it */
+    /* Until the holder has had it (the state word itself may be 0 again
+     * by the time this thread runs, on a loaded machine). */
+    while (!__atomic_load_n(&dm_taken, __ATOMIC_ACQUIRE))
+        weft_yield();
     CHECK_ERR(weft_mutex_timedlock(&dm, weft_after(WEFT_SEC(60))), 0);
     CHECK_ERR(weft_mutex_unlock(&dm), 0);
     return U2P(1);
