@@ -375,6 +375,9 @@ struct kthread {
     int id;
     int tid;                   /* atomic: kernel thread id (gettid), for
                                   /proc; stored by the M when it starts */
+    int stat_fd;               /* its /proc/self/task/<tid>/stat, open for
+                                  the M's life (preempt.c), or -1; set
+                                  before tid */
     pthread_t pt;              /* for pthread_kill (preemption) */
     struct kthread *spare_next; /* rt.spare_lock: the spare list, or the
                                    list of structs of Ms that exited */
@@ -628,6 +631,9 @@ void weft__preempt_init(void);
 /* The monitor's look at running threads: asks those that have run for a
  * whole time slice to yield. */
 void weft__preempt_scan(int64_t now);
+/* Opens the calling kernel thread's /proc stat file, for the monitor's
+ * look at whether it runs; -1 if preemption is off or it cannot. */
+int weft__preempt_stat_open(void);
 /* The signal a kernel thread running workers must leave unblocked. */
 int weft__preempt_signal(void);
 /* The signal mask every M runs with (worker.c). */

@@ -77,7 +77,6 @@
  * disable preemption around it (README, "Kernel-thread state").
  */
 #include "sched/sched.h"
-#include "base/file.h"
 
 #include <cpuid.h>
 #include <errno.h>
@@ -271,14 +270,32 @@ void weft__preempt_init(void)
     sigaction(PREEMPT_SIGNAL, &sa, &previous);
 }
 
-/* Is kernel thread tid running or runnable, as opposed to asleep in the
- * kernel? Unknown counts as running. */
-static bool kthread_running(int tid)
+/* Each M opens its stat file once, when it starts, and keeps it: the
+ * monitor must not open and close files while the program runs. A weft
+ * wrapper racing a weft_close of its fd (the program's own race, which
+ * weft otherwise survives) could meet the monitor's file under the freed
+ * number, learn that it is non-blocking, and leave that fact to the next
+ * socket given the number, whose reads would then block a worker. */
+int weft__preempt_stat_open(void)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    if (weft__read_file(path, buf, sizeof buf) < 0)
+    if (!weft__rt.slice)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)gettid());
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+/* Is kernel thread k running or runnable, as opposed to asleep in the
+ * kernel? Unknown counts as running. */
+static bool kthread_running(struct kthread *k)
+{
+    char buf[256];
+    if (k->stat_fd < 0)
         return true;
+    ssize_t n = pread(k->stat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return true;
+    buf[n] = 0;
     char *p = strrchr(buf, ')'); /* the name may hold anything */
     return !p || p[1] != ' ' || p[2] == 'R';
 }
@@ -303,7 +320,7 @@ void weft__preempt_scan(int64_t now)
         w->mon_tick_since = now; /* ask again a slice from now */
         store_relaxed(&w->preempt_tick, tick + 1);
         int tid = load_acquire(&k->tid); /* 0 until the M has started */
-        if (tid && kthread_running(tid))
+        if (tid && kthread_running(k))
             pthread_kill(k->pt, PREEMPT_SIGNAL);
     }
 }

@@ -183,6 +183,9 @@ static void kthread_exit(struct kthread *k)
 {
     struct runtime *rt = &weft__rt;
     weft__overflow_thread_fini(k);
+    if (k->stat_fd >= 0)
+        close(k->stat_fd);
+    k->stat_fd = -1;
     weft__kthread_set(NULL);
     fetch_sub_seq(&rt->nkthreads, 1);
     ilock(&rt->spare_lock);
@@ -195,7 +198,8 @@ static void *kthread_main(void *arg)
 {
     struct kthread *k = arg;
     pthread_sigmask(SIG_SETMASK, &kthread_mask, NULL);
-    store_release(&k->tid, (int)gettid()); /* the monitor reads it */
+    k->stat_fd = weft__preempt_stat_open();
+    store_release(&k->tid, (int)gettid()); /* the monitor reads both */
     weft__kthread_set(k);
     weft__overflow_thread_init(k);
     k->tsan_fiber = tsan_fiber_current();
@@ -246,6 +250,7 @@ struct kthread *weft__kthread_new(struct worker *w)
     if (!k && !(k = aligned_alloc(64, sizeof *k)))
         return NULL;
     memset(k, 0, sizeof *k);
+    k->stat_fd = -1;
     k->w = w;
     k->id = fetch_add_relaxed(&next_id, 1);
     fetch_add_seq(&rt->nkthreads, 1);
