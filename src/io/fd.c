@@ -101,9 +101,22 @@ struct buf {
     int flags;
 };
 
+static bool is_notsock(const struct io_ctx *io, ssize_t n);
+
+/* On a socket every try passes MSG_DONTWAIT, so it cannot block even if
+ * the O_NONBLOCK weft remembers for the number is wrong: a wrapper that
+ * races a weft_close of its fd may meet another file under the freed
+ * number (any open in the process can take it) and remember that file's
+ * flags for the next socket to get the number. Other fds answer ENOTSOCK
+ * once and use read(2), write(2) and the rest from then on. */
 static ssize_t try_read(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
+    if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
+        ssize_t n = ret(recv(fd, b->p, b->len, MSG_DONTWAIT));
+        if (!is_notsock(io, n))
+            return n;
+    }
     return ret(read(fd, b->p, b->len));
 }
 
@@ -123,7 +136,7 @@ static ssize_t try_write(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
     if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
-        ssize_t n = ret(send(fd, b->p, b->len, MSG_NOSIGNAL));
+        ssize_t n = ret(send(fd, b->p, b->len, MSG_NOSIGNAL | MSG_DONTWAIT));
         if (!is_notsock(io, n))
             return n;
     }
@@ -133,13 +146,13 @@ static ssize_t try_write(int fd, const struct io_ctx *io, void *c)
 static ssize_t try_recv(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
-    return ret(recv(fd, b->p, b->len, b->flags));
+    return ret(recv(fd, b->p, b->len, b->flags | MSG_DONTWAIT));
 }
 
 static ssize_t try_send(int fd, const struct io_ctx *io, void *c)
 {
     struct buf *b = c;
-    return ret(send(fd, b->p, b->len, b->flags | MSG_NOSIGNAL));
+    return ret(send(fd, b->p, b->len, b->flags | MSG_NOSIGNAL | MSG_DONTWAIT));
 }
 
 ssize_t weft_read(int fd, void *buf, size_t len, int64_t deadline)
@@ -174,6 +187,12 @@ struct vec {
 static ssize_t try_readv(int fd, const struct io_ctx *io, void *c)
 {
     struct vec *v = c;
+    if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
+        struct msghdr m = {.msg_iov = (struct iovec *)v->iov, .msg_iovlen = (size_t)v->n};
+        ssize_t n = ret(recvmsg(fd, &m, MSG_DONTWAIT));
+        if (!is_notsock(io, n))
+            return n;
+    }
     return ret(readv(fd, v->iov, v->n));
 }
 
@@ -182,7 +201,7 @@ static ssize_t try_writev(int fd, const struct io_ctx *io, void *c)
     struct vec *v = c;
     if (!(load_relaxed(&io->f->flags) & FD_NOTSOCK)) {
         struct msghdr m = {.msg_iov = (struct iovec *)v->iov, .msg_iovlen = (size_t)v->n};
-        ssize_t n = ret(sendmsg(fd, &m, MSG_NOSIGNAL));
+        ssize_t n = ret(sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT));
         if (!is_notsock(io, n))
             return n;
     }
@@ -217,13 +236,13 @@ struct addrbuf {
 static ssize_t try_recvfrom(int fd, const struct io_ctx *io, void *c)
 {
     struct addrbuf *b = c;
-    return ret(recvfrom(fd, b->p, b->len, b->flags, b->addr, b->addrlen));
+    return ret(recvfrom(fd, b->p, b->len, b->flags | MSG_DONTWAIT, b->addr, b->addrlen));
 }
 
 static ssize_t try_sendto(int fd, const struct io_ctx *io, void *c)
 {
     struct addrbuf *b = c;
-    return ret(sendto(fd, b->p, b->len, b->flags | MSG_NOSIGNAL, b->addr, b->alen));
+    return ret(sendto(fd, b->p, b->len, b->flags | MSG_NOSIGNAL | MSG_DONTWAIT, b->addr, b->alen));
 }
 
 ssize_t weft_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *addr,
@@ -248,13 +267,13 @@ struct msg {
 static ssize_t try_recvmsg(int fd, const struct io_ctx *io, void *c)
 {
     struct msg *m = c;
-    return ret(recvmsg(fd, m->m, m->flags));
+    return ret(recvmsg(fd, m->m, m->flags | MSG_DONTWAIT));
 }
 
 static ssize_t try_sendmsg(int fd, const struct io_ctx *io, void *c)
 {
     struct msg *m = c;
-    return ret(sendmsg(fd, m->m, m->flags | MSG_NOSIGNAL));
+    return ret(sendmsg(fd, m->m, m->flags | MSG_NOSIGNAL | MSG_DONTWAIT));
 }
 
 ssize_t weft_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
