@@ -369,8 +369,7 @@ void weft__ready(struct uthread *ut)
          * the ring, where an idle worker may steal it. */
         struct worker *w = weft__worker();
         if (unlikely(w->ready_fifo)) {
-            runq_put(w, ut);
-            weft__wakep();
+            runq_put(w, ut); /* timers_run wakes a helper if worth it */
             return;
         }
         struct uthread *old = xchg_acq_rel(&w->runnext, ut);
