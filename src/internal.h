@@ -404,6 +404,8 @@ struct runtime {
 
     uint32_t monitor_word;     /* atomic futex word the monitor sleeps on */
     uint32_t monitor_sleeping; /* atomic */
+    int64_t monitor_wake_at;   /* atomic: while it sleeps, when the monitor
+                                  wakes by itself (INT64_MAX: never) */
     uint32_t monitor_fast;     /* atomic: the monitor ticks every 20 us
                                   (handoff.c); written by the monitor, and
                                   set by a kick */

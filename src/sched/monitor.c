@@ -19,6 +19,16 @@
  * either sees a busy worker before sleeping or the worker sees the monitor
  * asleep and wakes it. The fast ticks do only the hand-off look; the rest
  * runs once per millisecond whatever the tick.
+ *
+ * The kick is a futex wake, a microsecond or two on a virtual machine, paid
+ * by a worker on its way to run a thread that just woke. Most such wake-ups
+ * are timers, which the monitor can foresee: asleep, it sets its own
+ * alarm a tick after the earliest timer of any worker (as Go's sysmon
+ * sleeps until the next timer when every P is idle), and a worker leaving
+ * idleness within a tick of that alarm does not kick. Whatever it then
+ * runs is looked at a tick later at most, as it would be between two
+ * ordinary ticks. Wake-ups it cannot foresee (I/O, a thread made runnable
+ * by a kernel thread) still kick.
  */
 #include "internal.h"
 
@@ -29,6 +39,19 @@
 #define TICK_NS 1000000
 #define FAST_TICK_NS 20000
 #define TRIM_POLL_NS 250000000
+
+/* The earliest deadline in any worker's timer heap, or -1. */
+static int64_t earliest_timer(void)
+{
+    struct runtime *rt = &weft__rt;
+    int64_t first = -1;
+    for (int i = 0; i < rt->nworkers; i++) {
+        int64_t when = weft__timers_next(&rt->workers[i]);
+        if (when >= 0 && (first < 0 || when < first))
+            first = when;
+    }
+    return first;
+}
 
 static void *monitor_main(void *arg)
 {
@@ -52,10 +75,16 @@ static void *monitor_main(void *arg)
         }
 
         if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers) {
+            int64_t until = earliest_timer();
+            if (until >= 0)
+                until = (until > now ? until : now) + TICK_NS;
+            if (weft__cache_trim_pending() && (until < 0 || until > now + TRIM_POLL_NS))
+                until = now + TRIM_POLL_NS;
+            /* Published by the seq_cst store below, which a kicker reads. */
+            store_relaxed(&rt->monitor_wake_at, until < 0 ? INT64_MAX : until);
             store_seq(&rt->monitor_sleeping, 1);
             if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers)
-                weft__futex_wait(&rt->monitor_word, 0,
-                                 weft__cache_trim_pending() ? now + TRIM_POLL_NS : -1);
+                weft__futex_wait(&rt->monitor_word, 0, until);
             store_seq(&rt->monitor_sleeping, 0);
         } else {
             bool fast = load_relaxed(&rt->monitor_fast);
@@ -68,8 +97,13 @@ static void *monitor_main(void *arg)
 void weft__monitor_kick(void)
 {
     struct runtime *rt = &weft__rt;
-    if (load_seq(&rt->monitor_sleeping))
-        weft__monitor_wake();
+    if (!load_seq(&rt->monitor_sleeping))
+        return;
+    /* Read after the flag: this sleep's alarm, or a later one's. */
+    int64_t at = load_relaxed(&rt->monitor_wake_at);
+    if (at != INT64_MAX && at - weft_now() <= TICK_NS)
+        return; /* its alarm rings within a tick: no need */
+    weft__monitor_wake();
 }
 
 void weft__monitor_wake(void)
