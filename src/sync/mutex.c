@@ -111,7 +111,8 @@ static void drop_woken(weft_mutex_t *m)
     __atomic_fetch_and(&m->state, ~M_WOKEN, __ATOMIC_RELAXED);
 }
 
-static int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
+/* Not inlined: the fast paths then save no registers of their own. */
+static __attribute__((noinline)) int lock_slow(weft_mutex_t *m, uintptr_t key, int64_t deadline)
 {
     if (load_relaxed(&m->owner) == key)
         return -EDEADLK;
@@ -181,18 +182,38 @@ acquired:
     return 0;
 }
 
-int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline)
+/* The lock of a plain kernel thread, whose key takes a call. */
+static __attribute__((noinline)) int lock_outside(weft_mutex_t *m, int64_t deadline)
 {
-    if (unlikely(!m))
-        return -EINVAL;
-    uintptr_t key = weft__self_key_fast();
+    uintptr_t key = weft__self_key();
     uint32_t s = 0;
-    if (likely(__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
-                                           __ATOMIC_RELAXED))) {
+    if (__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
         store_relaxed(&m->owner, key);
         return 0;
     }
     return lock_slow(m, key, deadline);
+}
+
+/* The fast paths below keep nothing across a call (every call is the
+ * last thing they do), so they save no registers: on this path, which
+ * pthread_mutex_lock makes in a handful of instructions, that is most of
+ * the difference. */
+int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline)
+{
+    if (unlikely(!m))
+        return -EINVAL;
+    struct kthread *k = weft__kthread();
+    struct uthread *ut = k ? load_relaxed(&k->cur) : NULL;
+    if (unlikely(!ut))
+        return lock_outside(m, deadline);
+    uint32_t s = 0;
+    if (likely(__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED))) {
+        store_relaxed(&m->owner, (uintptr_t)ut);
+        return 0;
+    }
+    return lock_slow(m, (uintptr_t)ut, deadline);
 }
 
 int weft_mutex_lock(weft_mutex_t *m)
@@ -234,7 +255,7 @@ static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
 
 /* PARKED is set. Wake one waiter, unless a woken or spinning thread is
  * already on its way to take the mutex (WOKEN): then just release. */
-static void unlock_slow(weft_mutex_t *m)
+static __attribute__((noinline)) void unlock_slow(weft_mutex_t *m)
 {
     uint32_t s = load_relaxed(&m->state);
     for (;;) {
@@ -250,7 +271,7 @@ static void unlock_slow(weft_mutex_t *m)
     }
 }
 
-void weft__mutex_release(weft_mutex_t *m)
+static inline __attribute__((always_inline)) void release(weft_mutex_t *m)
 {
     store_relaxed(&m->owner, 0);
     uint32_t s = M_LOCKED;
@@ -260,14 +281,55 @@ void weft__mutex_release(weft_mutex_t *m)
         unlock_slow(m);
 }
 
+void weft__mutex_release(weft_mutex_t *m)
+{
+    release(m);
+}
+
+/* The unlock of a plain kernel thread: no preemption point to pass. */
+static __attribute__((noinline)) int unlock_outside(weft_mutex_t *m)
+{
+    if (load_relaxed(&m->owner) != weft__self_key())
+        return -EPERM;
+    release(m);
+    return 0;
+}
+
+static __attribute__((noinline)) int unlock_parked(weft_mutex_t *m)
+{
+    unlock_slow(m);
+    weft__preempt_point();
+    return 0;
+}
+
+static __attribute__((noinline)) int unlock_yield(void)
+{
+    weft__preempt_yield();
+    return 0;
+}
+
 int weft_mutex_unlock(weft_mutex_t *m)
 {
     if (unlikely(!m))
         return -EINVAL;
-    if (unlikely(load_relaxed(&m->owner) != weft__self_key_fast()))
+    struct kthread *k = weft__kthread();
+    struct uthread *ut = k ? load_relaxed(&k->cur) : NULL;
+    if (unlikely(!ut))
+        return unlock_outside(m);
+    if (unlikely(load_relaxed(&m->owner) != (uintptr_t)ut))
         return -EPERM;
-    weft__mutex_release(m);
-    weft__preempt_point();
+    store_relaxed(&m->owner, 0);
+    uint32_t s = M_LOCKED;
+    /* Pairs with the acquire of the next locker's CAS. */
+    if (unlikely(!__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED)))
+        return unlock_parked(m);
+    /* weft__preempt_point, with the worker read once more: the thread
+     * has not switched since k was read, but a blocking section or a
+     * hand-off may since have changed what tls_w says. */
+    struct worker *w = weft__worker();
+    if (w && unlikely(load_relaxed(&w->preempt_tick) == w->tick + 1))
+        return unlock_yield();
     return 0;
 }
 
