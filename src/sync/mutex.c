@@ -9,9 +9,17 @@
  * that reads its own key there holds the mutex; it makes unlock by a
  * non-owner -EPERM and relocking -EDEADLK.
  *
- *   lock:   CAS 0 -> LOCKED. One atomic.
- *   unlock: CAS LOCKED -> 0. One atomic. If other bits are set,
- *           unlock_slow wakes one waiter, unless WOKEN says one is coming.
+ *   lock:   CAS 0 -> LOCKED. One atomic. If the mutex is free but other
+ *           bits are set, a second CAS takes it with them.
+ *   unlock: read the state, CAS LOCKED off. One atomic. If PARKED is set
+ *           without WOKEN, unlock_slow wakes one waiter.
+ *
+ * Both fast paths work while WOKEN or PARKED is set. They used to expect
+ * exactly 0 and LOCKED, and a woken thread waits in its waker's runnext
+ * slot until that worker switches or an idle one steals it, tens of
+ * microseconds during which every lock and unlock of the running thread
+ * took its slow path with two or three atomics: bench/sync's contended
+ * counter spent most of its time there.
  *
  * Contention (seed 001's adaptive mutex). A locker that finds the mutex
  * held spins for a moment while the holder is running on another worker
@@ -44,7 +52,10 @@
  * A waiter whose deadline passes leaves PARKED set even if it was the last;
  * the next unlock finds nobody to wake and clears it. Only an unlock sets
  * WOKEN, and only when it is clear, so one thread at a time holds it; it
- * clears it when it takes the mutex or parks again.
+ * clears it when it takes the mutex or parks again. An unlock sets it only
+ * when it leaves others parked (the token tells the woken thread): with
+ * nobody else queued there is no wake-up to spare, and the bit would only
+ * cost the running threads their second atomic until the woken one runs.
  */
 #include "sync/sync.h"
 
@@ -55,6 +66,7 @@
 #define M_WOKEN 4u
 
 #define HANDOFF 1             /* token: the waker handed the mutex over */
+#define WOKE 2                /* token: the waker set WOKEN for this waiter */
 #define FAIR_NS 1000000       /* hand over to a waiter older than 1 ms */
 #define SPIN_MAX 8            /* rounds of cpu_relax before parking */
 
@@ -168,7 +180,7 @@ static __attribute__((noinline)) int lock_slow(weft_mutex_t *m, uintptr_t key, i
             goto acquired;
         }
         if (r == 0) {
-            mine = M_WOKEN; /* the unlocker set it for us */
+            mine = token == WOKE ? M_WOKEN : 0; /* the unlocker set it for us */
             spin = 0;
         } else if (r == -ETIMEDOUT || r == -ECANCELED) {
             s = load_relaxed(&m->state);
@@ -209,7 +221,9 @@ int weft_mutex_timedlock(weft_mutex_t *m, int64_t deadline)
         return lock_outside(m, deadline);
     uint32_t s = 0;
     if (likely(__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
-                                           __ATOMIC_RELAXED))) {
+                                           __ATOMIC_RELAXED)) ||
+        (!(s & M_LOCKED) && __atomic_compare_exchange_n(&m->state, &s, s | M_LOCKED, 0,
+                                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))) {
         store_relaxed(&m->owner, (uintptr_t)ut);
         return 0;
     }
@@ -239,6 +253,10 @@ static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
      * mutex, but a locker may still set PARKED on its way to the bucket
      * lock: hence the CAS loops. */
     uint32_t s = load_relaxed(&m->state), next;
+    /* WOKEN spares the next unlocks a wake-up only while others are
+     * parked; with nobody else queued it would only keep them off the
+     * one-atomic fast paths until the woken thread runs. */
+    bool woke = info.woken && info.more;
     if (info.woken && weft_now() - info.since > FAIR_NS) {
         do
             next = (s & M_WOKEN) | M_LOCKED | (info.more ? M_PARKED : 0);
@@ -247,10 +265,10 @@ static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
         return HANDOFF;
     }
     do
-        next = (s & M_WOKEN) | (info.woken ? M_WOKEN : 0) | (info.more ? M_PARKED : 0);
+        next = (s & M_WOKEN) | (woke ? M_WOKEN : 0) | (info.more ? M_PARKED : 0);
     while (!__atomic_compare_exchange_n(&m->state, &s, next, 1, __ATOMIC_RELEASE,
                                         __ATOMIC_RELAXED));
-    return 0;
+    return woke ? WOKE : 0;
 }
 
 /* PARKED is set. Wake one waiter, unless a woken or spinning thread is
@@ -319,9 +337,10 @@ int weft_mutex_unlock(weft_mutex_t *m)
     if (unlikely(load_relaxed(&m->owner) != (uintptr_t)ut))
         return -EPERM;
     store_relaxed(&m->owner, 0);
-    uint32_t s = M_LOCKED;
+    uint32_t s = load_relaxed(&m->state);
     /* Pairs with the acquire of the next locker's CAS. */
-    if (unlikely(!__atomic_compare_exchange_n(&m->state, &s, 0, 0, __ATOMIC_RELEASE,
+    if (unlikely((s & (M_PARKED | M_WOKEN)) == M_PARKED) ||
+        unlikely(!__atomic_compare_exchange_n(&m->state, &s, s & ~M_LOCKED, 0, __ATOMIC_RELEASE,
                                               __ATOMIC_RELAXED)))
         return unlock_parked(m);
     /* weft__preempt_point, with the worker read once more: the thread
