@@ -68,7 +68,7 @@
 #define HANDOFF 1             /* token: the waker handed the mutex over */
 #define WOKE 2                /* token: the waker set WOKEN for this waiter */
 #define FAIR_NS 1000000       /* hand over to a waiter older than 1 ms */
-#define SPIN_MAX 8            /* rounds of cpu_relax before parking */
+#define SPIN_MAX 4            /* rounds of cpu_relax before parking */
 
 int weft_mutex_init(weft_mutex_t *m)
 {
