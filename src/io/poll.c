@@ -119,6 +119,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -333,8 +334,14 @@ static int wait_events(int64_t deadline, struct epoll_event *evs, int max)
         }
         n = epoll_pwait2(ep, evs, max, tp, NULL);
         if (n < 0 && weft__errno_get() == ENOSYS) {
-            /* Before Linux 5.11: milliseconds, rounded up (never early). */
-            int ms = tp ? (int)((ts.tv_sec * 1000000000 + ts.tv_nsec + 999999) / 1000000) : -1;
+            /* Before Linux 5.11: milliseconds, rounded up (never early),
+             * at most INT_MAX (24 days: a later wake-up just waits again). */
+            int ms = -1;
+            if (tp) {
+                int64_t whole = ts.tv_sec < INT_MAX / 1000 ? ts.tv_sec * 1000 : INT_MAX;
+                int64_t total = whole + (ts.tv_nsec + 999999) / 1000000;
+                ms = total < INT_MAX ? (int)total : INT_MAX;
+            }
             n = epoll_wait(ep, evs, max, ms);
         }
     }
