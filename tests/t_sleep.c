@@ -9,9 +9,9 @@
  *               first ran after their deadline, on a loaded machine, do
  *               not count; a round where most did is run again)
  *   overlap     a sleeping thread does not hold its worker: on one worker,
- *               100 threads sleeping 50 ms each finish together, while a
- *               counting thread keeps running (its count moves during the
- *               sleep)
+ *               100 threads sleep 50 ms each while a counting thread keeps
+ *               running, and each sleeper sees the count move during its
+ *               own sleep
  *   many        100,000 threads sleeping at once, all woken, none early
  */
 #include "check.h"
@@ -140,24 +140,27 @@ static void order_run(void *arg)
 /* ---- overlap ---- */
 
 static int stop_counting;
+static uintptr_t counted; /* the counter's count so far, published as it goes */
 
 static void *counter(void *arg)
 {
     (void)arg;
     uintptr_t n = 0;
     while (!__atomic_load_n(&stop_counting, __ATOMIC_ACQUIRE)) {
-        n++;
+        __atomic_store_n(&counted, ++n, __ATOMIC_RELAXED);
         weft_yield();
     }
     return U2P(n);
 }
 
+/* Returns whether the counter moved while this thread slept: on one
+ * worker it can only if the sleep let the worker go. */
 static void *nap(void *arg)
 {
-    uintptr_t *count_at_wake = arg;
+    (void)arg;
+    uintptr_t before = __atomic_load_n(&counted, __ATOMIC_RELAXED);
     CHECK_ERR(weft_sleep(weft_after(WEFT_MS(50))), 0);
-    (void)count_at_wake;
-    return NULL;
+    return U2P(__atomic_load_n(&counted, __ATOMIC_RELAXED) != before);
 }
 
 static void overlap_run(void *arg)
@@ -168,13 +171,16 @@ static void overlap_run(void *arg)
     int64_t t0 = weft_now();
     for (int i = 0; i < 100; i++)
         CHECK_ERR(weft_spawn(&t[i], nap, NULL, NULL), 0);
-    for (int i = 0; i < 100; i++)
-        CHECK_ERR(weft_join(t[i], NULL, WEFT_FOREVER), 0);
+    for (int i = 0; i < 100; i++) {
+        void *moved;
+        CHECK_ERR(weft_join(t[i], &moved, WEFT_FOREVER), 0);
+        CHECK(moved != NULL); /* the counter ran while this one slept */
+    }
     int64_t took = weft_now() - t0;
     __atomic_store_n(&stop_counting, 1, __ATOMIC_RELEASE);
     void *n;
     CHECK_ERR(weft_join(c, &n, WEFT_FOREVER), 0);
-    CHECK(P2U(n) > 0); /* the counter ran while the others slept */
+    CHECK(P2U(n) > 0);
     printf("overlap: 100 threads x 50 ms on one worker took %.0f ms; the counter counted %lu\n",
            (double)took / 1e6, (unsigned long)P2U(n));
 }

@@ -21,13 +21,17 @@
  *                         leaves the runtime unstarted, so a second
  *                         weft_init({.workers = 2}) succeeds
  *
- * Eight workers on a 2-core machine means more kernel threads than CPUs;
- * the workload must still finish with the right result. The highest number
+ * Each run then counts its worker kernel threads (named weft-m<id>) and
+ * compares with the setting. Eight workers on a 2-core machine means more
+ * kernel threads than CPUs; the workload must still finish with the right
+ * result. The highest number
  * of threads seen running at once is printed, not asserted (it depends on
  * timing).
  */
 #include "check.h"
 
+#include <ctype.h>
+#include <sched.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +151,30 @@ static void workload(const char *what)
 
 /* Runs this program again with argv[1..2] = mode, arg and WEFT_WORKERS set
  * to workers_env (NULL: unset); the child must exit 0. */
+/* Kernel threads of this process that run workers: weft names them
+ * weft-m<id> (the monitor is weft-monitor). */
+static int worker_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread ended meanwhile */
+        if (fgets(comm, sizeof comm, f) && !strncmp(comm, "weft-m", 6) && isdigit(comm[6]))
+            n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
 static void run_self(const char *mode, const char *arg, const char *workers_env)
 {
     size_t n = 0;
@@ -187,6 +215,11 @@ int main(int argc, char **argv)
 {
     if (argc == 1) {
         workload("default workers");
+        /* Default: a worker per CPU this process may use. */
+        cpu_set_t cpus;
+        CHECK_EQ(sched_getaffinity(0, sizeof cpus, &cpus), 0);
+        const char *env = getenv("WEFT_WORKERS");
+        CHECK_EQ(worker_threads(), env ? atoi(env) : CPU_COUNT(&cpus));
         run_self("config", "1", NULL);
         run_self("config", "8", NULL);
         run_self("env", "", "1");
@@ -214,5 +247,11 @@ int main(int argc, char **argv)
     workload(what);
     workload(what); /* again, on the now warm caches */
     CHECK_ERR(weft_init(NULL), -EBUSY);
+    /* The setting took: one kernel thread per worker (nothing here blocks,
+     * so no spare was made). */
+    int want = !strcmp(mode, "override") ? 1 : !strcmp(mode, "bad") ? 2 : atoi(argc > 2 ? argv[2] : "0");
+    if (!strcmp(mode, "env"))
+        want = atoi(getenv("WEFT_WORKERS"));
+    CHECK_EQ(worker_threads(), want);
     return 0;
 }

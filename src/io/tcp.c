@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ static int gai_errno(int e)
 static void *lookup_main(void *arg)
 {
     struct lookup *q = arg;
+    prctl(PR_SET_NAME, "weft-lookup", 0, 0, 0);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_ADDRCONFIG | (q->passive ? AI_PASSIVE : 0)};
     q->err = gai_errno(getaddrinfo(q->host, q->port, &hints, &q->res));

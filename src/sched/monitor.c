@@ -59,6 +59,7 @@ static void *monitor_main(void *arg)
     struct runtime *rt = &weft__rt;
     /* Fast ticks of 20 us would be 70 us with the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    prctl(PR_SET_NAME, "weft-monitor", 0, 0, 0);
     int64_t last_slow = 0;
     for (;;) {
         /* Cleared before looking, so a wake-up during the look is kept. */

@@ -41,8 +41,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define SPIN_ROUNDS 32
@@ -198,6 +200,10 @@ static void *kthread_main(void *arg)
 {
     struct kthread *k = arg;
     pthread_sigmask(SIG_SETMASK, &kthread_mask, NULL);
+    /* As top -H, ps -L and gdb show it. */
+    char name[16];
+    snprintf(name, sizeof name, "weft-m%d", k->id);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
     k->stat_fd = weft__preempt_stat_open();
     store_release(&k->tid, (int)gettid()); /* the monitor reads both */
     weft__kthread_set(k);
