@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "weft.h"
@@ -114,16 +115,40 @@ static inline void bench_note(const char *text)
  * result (fn returns a cost such as ns per operation). The minimum is the
  * figure least disturbed by the other tenants of a virtual machine.
  */
+/* Minor page faults (first touches of fresh pages, the costliest thing a
+ * virtual machine does for a thread library) taken by the whole process
+ * during the run bench_best last returned. */
+static long bench_best_faults;
+
+static inline long bench_minflt(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 static inline double bench_best(double (*fn)(void *), void *arg, int reps)
 {
     (void)fn(arg);
     double best = 0;
     for (int i = 0; i < reps; i++) {
+        long f0 = bench_minflt();
         double v = fn(arg);
-        if (i == 0 || v < best)
+        long faults = bench_minflt() - f0;
+        if (i == 0 || v < best) {
             best = v;
+            bench_best_faults = faults;
+        }
     }
     return best;
+}
+
+/* A note saying how much of the figure just measured with bench_best was
+ * page faults: per item (thread, operation) of the n in the best run. */
+static inline void bench_faults_note(const char *name, long n)
+{
+    printf("# %s: %ld page faults in the best run, %.3f per thread\n", name,
+           bench_best_faults, n > 0 ? (double)bench_best_faults / (double)n : 0.0);
 }
 
 struct bench_job {

@@ -143,6 +143,7 @@ int main(void)
     struct size w1 = {bench_size(1000000, 1000), 1};
     struct size p1 = {bench_size(20000, 100), 1};
     double w = bench_best_in_weft(weft_1by1, &w1, weft_reps);
+    bench_faults_note("create_join_1by1.weft", w1.n);
     double b = bench_best(pthread_1by1, &p1, pthread_reps);
     bench_print("create_join_1by1.weft", w, "ns/thread");
     bench_print("create_join_1by1.pthread", b, "ns/thread");
@@ -151,6 +152,7 @@ int main(void)
     struct size wb = {batch, bench_size(20, 1)};
     struct size pb = {batch, 1};
     w = bench_best_in_weft(weft_batch, &wb, weft_reps);
+    bench_faults_note("create_join_batch.weft", wb.n * wb.loops);
     b = bench_best(pthread_batch, &pb, pthread_reps);
     bench_print("create_join_batch.weft", w, "ns/thread");
     bench_print("create_join_batch.pthread", b, "ns/thread");
