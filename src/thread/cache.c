@@ -2,26 +2,36 @@
  * cache.c - death row: finished threads' descriptors and stacks, kept
  * mapped and bound to their table slots so the next spawn reuses them.
  * Mapping and first-touching a fresh stack costs microseconds on a virtual
- * machine; reusing a cached one costs a few loads.
+ * machine, and unmapping one costs a TLB shootdown on every CPU that runs
+ * the process; reusing a cached one costs a few loads.
  *
  * Two levels, both arrays of pointers (a list threaded through the
  * descriptors would touch one cold page per entry when moving a batch).
  * Each worker has a private LIFO of up to CACHE_LOCAL_MAX default-size
  * threads, no lock; the most recently finished stack is the one most
  * likely still in the CPU's caches. When it is full, its older half moves
- * to the global array, under a lock; a worker whose LIFO is empty refills
+ * to the global level, under a lock; a worker whose LIFO is empty refills
  * half of it from there, and kernel threads that are not workers use the
- * global array directly. Stacks of other sizes go to a short list
- * (ODD_MAX); past it they are unmapped. Taking from and adding to a
- * worker's LIFO when it is neither empty nor full is inline at the callers
- * (internal.h); the functions here handle the rest.
+ * global level directly. Taking from and adding to a worker's LIFO when it
+ * is neither empty nor full is inline at the callers (internal.h); the
+ * functions here handle the rest.
+ *
+ * The global level is an array per stack size (a size class): the
+ * default size always has one, and up to NCLASS - 1 other sizes get one
+ * each as threads of that size finish; a size that finds every class
+ * taken has its stacks unmapped. Threads of other sizes skip the worker
+ * LIFOs and go to their class directly (a lock, not an mmap and a munmap:
+ * a million detached 16 KiB threads ending together used to unmap a
+ * million stacks, 12 us each here, most of it shootdown interrupts).
  *
  * The reaper (weft__cache_trim, run by the monitor about once a second)
- * unmaps what the global array did not need during the last second: its
- * low-water mark since the previous trim, less GLOBAL_KEEP. A program that
+ * unmaps what each class did not need during the last second: its
+ * low-water mark since the previous trim, less CLASS_KEEP. A program that
  * churns through a burst of threads again and again keeps its stacks; one
  * that had a burst once gets the memory back. Unmapping takes the oldest
- * entries, a batch per call, outside the lock.
+ * entries, a batch per call, outside the lock. A class of another size
+ * left empty for a whole second is given up, so a program that moves on
+ * to new sizes is not stuck with the old ones.
  */
 #include "internal.h"
 #include "arch/fiber.h"
@@ -29,89 +39,111 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GLOBAL_KEEP 1024
+#define NCLASS 8
+#define CLASS_KEEP 1024
 #define TRIM_BATCH 8192
 #define TRIM_EVERY_NS 1000000000
-#define ODD_MAX 64
+
+struct size_class {
+    size_t stack_size;        /* 0: free (never for class 0, the default) */
+    struct uthread **arr;     /* oldest first */
+    long count;               /* stored atomically: also read without the
+                                 lock, as a hint */
+    long cap;
+    long min;                 /* low-water mark of count since last trim */
+};
 
 static struct ilock glock = ILOCK_INIT;
-static struct uthread **garr; /* glock: default-size stacks, oldest first */
-static long gcount;           /* glock; stored atomically, since it is
-                                 also read without the lock, as a hint */
-static long gcap;             /* glock */
-static long gmin;             /* glock: low-water mark of gcount since last trim */
-static struct uthread *odd;   /* glock: stacks of other sizes, linked */
-static int nodd;              /* glock; stored atomically, read as a hint */
+static struct size_class classes[NCLASS]; /* glock */
+static long cached_total;     /* glock; atomic stores: all classes' count */
 static int64_t last_trim;     /* reaper only */
 
-/* Appends n entries to the global array. Returns how many fit; the caller
- * unmaps the rest (only when memory for the array itself ran out). */
-static long global_put(struct uthread **v, long n)
+/* The class of stack_size, or NULL. With make, one is claimed for a size
+ * that has none. Called with glock held. */
+static struct size_class *class_of(size_t stack_size, bool make)
+{
+    struct size_class *c = &classes[0];
+    if (!c->stack_size)
+        c->stack_size = weft__rt.stack_size; /* set once the runtime runs */
+    if (stack_size == c->stack_size)
+        return c;
+    struct size_class *free_one = NULL;
+    for (int i = 1; i < NCLASS; i++) {
+        c = &classes[i];
+        if (c->stack_size == stack_size)
+            return c;
+        if (!c->stack_size && !free_one)
+            free_one = c;
+    }
+    if (make && free_one) {
+        free_one->stack_size = stack_size;
+        free_one->min = 0;
+        return free_one;
+    }
+    return NULL;
+}
+
+/* Appends n entries of one size. Returns how many it kept; the caller
+ * unmaps the rest (no class for the size, or no memory for the array). */
+static long global_put(size_t stack_size, struct uthread **v, long n)
 {
     ilock(&glock);
-    if (gcount + n > gcap) {
-        long cap = gcap ? gcap : 1024;
-        while (cap < gcount + n)
+    struct size_class *c = class_of(stack_size, true);
+    if (!c) {
+        iunlock(&glock);
+        return 0;
+    }
+    if (c->count + n > c->cap) {
+        long cap = c->cap ? c->cap : 1024;
+        while (cap < c->count + n)
             cap *= 2;
-        struct uthread **a = realloc(garr, (size_t)cap * sizeof *a);
+        struct uthread **a = realloc(c->arr, (size_t)cap * sizeof *a);
         if (a) {
-            garr = a;
-            gcap = cap;
+            c->arr = a;
+            c->cap = cap;
         } else {
-            n = gcap - gcount;
+            n = c->cap - c->count;
         }
     }
-    memcpy(garr + gcount, v, (size_t)n * sizeof *v);
-    store_relaxed(&gcount, gcount + n);
+    memcpy(c->arr + c->count, v, (size_t)n * sizeof *v);
+    store_relaxed(&c->count, c->count + n);
+    store_relaxed(&cached_total, cached_total + n);
     iunlock(&glock);
     return n;
 }
 
-/* Takes up to n of the most recently cached entries into v. */
-static long global_take(struct uthread **v, long n)
+/* Takes up to n of the most recently cached entries of one size into v. */
+static long global_take(size_t stack_size, struct uthread **v, long n)
 {
-    if (!load_relaxed(&gcount))
+    if (!load_relaxed(&cached_total))
         return 0;
     ilock(&glock);
-    if (n > gcount)
-        n = gcount;
-    store_relaxed(&gcount, gcount - n);
-    memcpy(v, garr + gcount, (size_t)n * sizeof *v);
-    if (gcount < gmin)
-        gmin = gcount;
+    struct size_class *c = class_of(stack_size, false);
+    if (!c || !c->count) {
+        iunlock(&glock);
+        return 0;
+    }
+    if (n > c->count)
+        n = c->count;
+    store_relaxed(&c->count, c->count - n);
+    store_relaxed(&cached_total, cached_total - n);
+    memcpy(v, c->arr + c->count, (size_t)n * sizeof *v);
+    if (c->count < c->min)
+        c->min = c->count;
     iunlock(&glock);
     return n;
-}
-
-static struct uthread *odd_get(size_t stack_size)
-{
-    struct uthread *found = NULL;
-    ilock(&glock);
-    for (struct uthread **pp = &odd; *pp; pp = &(*pp)->next) {
-        if ((*pp)->stack_size == stack_size) {
-            found = *pp;
-            *pp = found->next;
-            store_relaxed(&nodd, nodd - 1);
-            break;
-        }
-    }
-    iunlock(&glock);
-    return found;
 }
 
 struct uthread *weft__cache_get_slow(struct worker *w, size_t stack_size)
 {
     struct uthread *ut = NULL;
-    if (stack_size != weft__rt.stack_size) {
-        if (load_relaxed(&nodd))
-            ut = odd_get(stack_size);
-    } else if (w) {
+    if (stack_size == weft__rt.stack_size && w) {
         if (!w->ncache)
-            w->ncache = (int)global_take(w->cache, CACHE_LOCAL_MAX / 2);
+            w->ncache = (int)global_take(stack_size, w->cache, CACHE_LOCAL_MAX / 2);
         if (w->ncache)
             ut = w->cache[--w->ncache];
     } else {
-        global_take(&ut, 1);
+        global_take(stack_size, &ut, 1);
     }
     if (ut) {
         ut->next = NULL;
@@ -129,29 +161,15 @@ static void unmap_all(struct uthread **v, long n)
 
 void weft__cache_put_slow(struct worker *w, struct uthread *ut)
 {
-    if (ut->stack_size != weft__rt.stack_size) {
-        /* Few programs use many sizes; keep a handful, unmap the rest. */
-        ilock(&glock);
-        bool keep = nodd < ODD_MAX;
-        if (keep) {
-            ut->next = odd;
-            odd = ut;
-            store_relaxed(&nodd, nodd + 1);
-        }
-        iunlock(&glock);
-        if (!keep)
-            weft__stack_unmap(ut);
-        return;
-    }
-    if (!w) {
-        if (global_put(&ut, 1) == 0)
+    if (ut->stack_size != weft__rt.stack_size || !w) {
+        if (global_put(ut->stack_size, &ut, 1) == 0)
             weft__stack_unmap(ut);
         return;
     }
     if (w->ncache == CACHE_LOCAL_MAX) {
-        /* Full: the older half goes to the global array. */
+        /* Full: the older half goes to the global level. */
         long half = CACHE_LOCAL_MAX / 2;
-        long kept = global_put(w->cache, half);
+        long kept = global_put(ut->stack_size, w->cache, half);
         unmap_all(w->cache + kept, half - kept);
         memmove(w->cache, w->cache + half, (size_t)(CACHE_LOCAL_MAX - half) * sizeof *w->cache);
         w->ncache -= (int)half;
@@ -159,33 +177,50 @@ void weft__cache_put_slow(struct worker *w, struct uthread *ut)
     w->cache[w->ncache++] = ut;
 }
 
+/* Takes the surplus of one class (called with glock held) into *list,
+ * which is batch or a fresh allocation. Returns how many. */
+static long class_trim(struct size_class *c, struct uthread **batch, long room,
+                       struct uthread ***list)
+{
+    long excess = c->min - CLASS_KEEP;
+    if (excess > TRIM_BATCH)
+        excess = TRIM_BATCH;
+    long took = 0;
+    *list = NULL;
+    if (excess > 0) {
+        /* The oldest entries: the bottom of the array. */
+        *list = excess <= room ? batch : malloc((size_t)excess * sizeof **list);
+        if (*list) {
+            memcpy(*list, c->arr, (size_t)excess * sizeof **list);
+            memmove(c->arr, c->arr + excess, (size_t)(c->count - excess) * sizeof *c->arr);
+            store_relaxed(&c->count, c->count - excess);
+            store_relaxed(&cached_total, cached_total - excess);
+            took = excess;
+        }
+    }
+    if (c != &classes[0] && c->count == 0 && c->min == 0 && c->stack_size) {
+        /* Empty for a whole second: give the class up. */
+        free(c->arr);
+        *c = (struct size_class){0};
+    }
+    c->min = c->count;
+    return took;
+}
+
 void weft__cache_trim(int64_t now)
 {
     if (now - last_trim < TRIM_EVERY_NS)
         return;
     last_trim = now;
-    struct uthread *batch[256];
-    ilock(&glock);
-    long excess = gmin - GLOBAL_KEEP;
-    if (excess > TRIM_BATCH)
-        excess = TRIM_BATCH;
-    long took = 0;
-    struct uthread **list = NULL;
-    if (excess > 0) {
-        /* The oldest entries: the bottom of the array. */
-        list = excess <= 256 ? batch : malloc((size_t)excess * sizeof *list);
-        if (list) {
-            memcpy(list, garr, (size_t)excess * sizeof *list);
-            memmove(garr, garr + excess, (size_t)(gcount - excess) * sizeof *garr);
-            store_relaxed(&gcount, gcount - excess);
-            took = excess;
-        }
+    for (int i = 0; i < NCLASS; i++) {
+        struct uthread *batch[256], **list = NULL;
+        ilock(&glock);
+        long took = classes[i].stack_size ? class_trim(&classes[i], batch, 256, &list) : 0;
+        iunlock(&glock);
+        unmap_all(list, took);
+        if (took && list != batch)
+            free(list);
     }
-    gmin = gcount;
-    iunlock(&glock);
-    unmap_all(list, took);
-    if (list && list != batch)
-        free(list);
 }
 
 /* A fork child: the cache's lock and arrays may be mid-update by threads
@@ -194,14 +229,15 @@ void weft__cache_trim(int64_t now)
 void weft__thread_reset_child(void)
 {
     glock = (struct ilock)ILOCK_INIT;
-    garr = NULL;
-    gcount = gcap = gmin = 0;
-    odd = NULL;
-    nodd = 0;
+    memset(classes, 0, sizeof classes);
+    cached_total = 0;
     weft__slot_reset_child();
 }
 
 bool weft__cache_trim_pending(void)
 {
-    return load_relaxed(&gcount) > GLOBAL_KEEP;
+    for (int i = 0; i < NCLASS; i++)
+        if (load_relaxed(&classes[i].count) > CLASS_KEEP)
+            return true;
+    return false;
 }
