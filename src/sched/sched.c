@@ -402,6 +402,15 @@ void weft__ready_new(struct kthread *k, struct uthread *ut)
     weft__wakep();
 }
 
+/* For weft_yield's fast path, which saves no registers of its own: with
+ * gcc the frame pointer was its only push and pop (5.8 -> 5.7 ns a switch
+ * in bench/switch). clang has no per-function switch for it. */
+#if defined(__clang__)
+#define NO_FRAME_POINTER
+#else
+#define NO_FRAME_POINTER __attribute__((optimize("omit-frame-pointer")))
+#endif
+
 /* weft_yield in full: any case the inline path below leaves alone. */
 static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthread *ut)
 {
@@ -433,15 +442,6 @@ static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthre
  * so the function saves no callee-saved registers of its own: the switch
  * saves them once. Anything else goes to yield_slow.
  */
-/* The fast path saves no registers; gcc's frame pointer was its only
- * push and pop (5.8 -> 5.7 ns a switch in bench/switch). clang has no
- * per-function switch for it. */
-#if defined(__clang__)
-#define NO_FRAME_POINTER
-#else
-#define NO_FRAME_POINTER __attribute__((optimize("omit-frame-pointer")))
-#endif
-
 NO_FRAME_POINTER void weft_yield(void)
 {
     struct kthread *k = weft__kthread();
