@@ -24,8 +24,11 @@
  *
  * How a call fails (fail_chain, the one exit for every failure). Whatever
  * ends the wait other than progress, the deadline (-ETIMEDOUT), the
- * child's death (-ECHILD), a broken protocol (-EPROTO), or any error
- * weft_fdwait returns (a stop of the caller: -ECANCELED), the child's
+ * child's death (-ECHILD), a broken protocol (-EPROTO: a bad message, or
+ * an impossible ring index, which the ring code refuses before it copies
+ * anything; proc.h says why the parent trusts nothing the child can
+ * write), or any error weft_fdwait returns (a stop of the caller:
+ * -ECANCELED), the child's
  * process group is killed and reaped there and then, and the error is
  * kept in broken, so every outer level of a nested chain unwinds with it
  * instead of talking to a dead child. The next top-level call starts a
@@ -177,10 +180,23 @@ static void *cb_thread(void *arg)
     return NULL;
 }
 
+/* A failure of the channel that no wait reported (the ring code's
+ * -EPROTO) ends the chain like any other; one that a wait reported has
+ * been through fail_chain already. */
+static int chan_failed(struct weft_proc *p, int r)
+{
+    return r < 0 && !p->broken ? fail_chain(p, r) : r;
+}
+
 static int send_msg(struct weft_proc *p, struct msg *m, const char *name, const void *data)
 {
     struct iovec iov[3] = {{m, sizeof *m}, {(void *)name, m->name_len}, {(void *)data, m->len}};
-    return weft__ring_write(&p->end, iov, 3);
+    return chan_failed(p, weft__ring_write(&p->end, iov, 3));
+}
+
+static int recv_bytes(struct weft_proc *p, void *dst, size_t len)
+{
+    return chan_failed(p, weft__ring_read(&p->end, dst, len));
 }
 
 /* Serves one CALLBACK whose header is m; sends its CB_RETURN. */
@@ -189,7 +205,7 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     char name[WEFT_PROC_NAME_MAX + 1];
     if (m->name_len > WEFT_PROC_NAME_MAX)
         return fail_chain(p, -EPROTO);
-    int r = weft__ring_read(&p->end, name, m->name_len);
+    int r = recv_bytes(p, name, m->name_len);
     if (r < 0)
         return r;
     name[m->name_len] = 0;
@@ -202,9 +218,9 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     ssize_t result;
     if ((m->len && !in) || (m->cap && !out)) {
         result = -ENOMEM;
-        r = weft__ring_read(&p->end, NULL, m->len);
+        r = recv_bytes(p, NULL, m->len);
     } else {
-        r = weft__ring_read(&p->end, in, m->len);
+        r = recv_bytes(p, in, m->len);
         result = -ENOENT;
     }
     if (r == 0 && cb) {
@@ -246,19 +262,21 @@ static ssize_t drive(struct weft_proc *p, const char *entry, const void *in, siz
 {
     struct msg m = {.type = MSG_CALL, .name_len = (uint32_t)strlen(entry), .len = in_len,
                     .cap = out_cap};
-    uint64_t start = p->r->req.tail;
+    uint64_t start = p->end.out_tail;
     int r = send_msg(p, &m, entry, in);
     for (;;) {
         if (r == 0)
-            r = weft__ring_read(&p->end, &m, sizeof m);
+            r = recv_bytes(p, &m, sizeof m);
         if (r < 0) {
+            /* The child's head, only compared: a wrong one costs at most
+             * the one resend to a fresh child. */
             *undelivered = load_acquire(&p->r->req.head) == start;
             return r;
         }
         if (m.type == MSG_RETURN) {
             if (m.len > out_cap || m.name_len || (m.status >= 0 && (uint64_t)m.status != m.len))
                 return fail_chain(p, -EPROTO);
-            r = weft__ring_read(&p->end, out, m.len);
+            r = recv_bytes(p, out, m.len);
             return r < 0 ? r : m.status;
         }
         if (m.type != MSG_CALLBACK)
@@ -376,20 +394,20 @@ static int make_region(struct weft_proc *p, const weft_proc_opts *o)
     if (m == MAP_FAILED)
         return -weft__errno_get();
     p->r = m;
-    p->r->magic = REGION_MAGIC;
-    p->r->size = p->map_size;
-    p->r->ring_size = ring;
-    p->r->shared_off = REGION_RINGS_OFF + 2 * ring;
-    p->r->shared_size = o->shared_size;
-    p->r->nkeep = o->nkeep_fds;
+    /* The parent's own copies (proc.h): the region gets them at each
+     * start (spawn.c), and nothing here reads them back from it. */
+    p->ring_size = ring;
+    p->shared_off = REGION_RINGS_OFF + 2 * ring;
+    p->shared_size = o->shared_size;
+    p->cfg.nkeep = o->nkeep_fds;
     for (int i = 0; i < o->nkeep_fds; i++)
-        p->r->keep[i] = o->keep_fds[i];
-    p->r->limit_as = o->limit_as;
-    p->r->limit_cpu = o->limit_cpu;
-    p->r->limit_nofile = o->limit_nofile;
-    p->r->ndeny = o->nseccomp_deny;
+        p->cfg.keep[i] = o->keep_fds[i];
+    p->cfg.limit_as = o->limit_as;
+    p->cfg.limit_cpu = o->limit_cpu;
+    p->cfg.limit_nofile = o->limit_nofile;
+    p->cfg.ndeny = o->nseccomp_deny;
     for (int i = 0; i < o->nseccomp_deny; i++)
-        p->r->deny[i] = o->seccomp_deny[i];
+        p->cfg.deny[i] = o->seccomp_deny[i];
     return 0;
 }
 
@@ -428,10 +446,10 @@ int weft_proc_new(weft_proc_t **pp, const weft_proc_opts *opts)
         r = -weft__errno_get();
         goto fail;
     }
-    p->r->efd = p->efd;
+    p->cfg.efd = p->efd;
     p->end = (struct end){.r = p->r, .in = &p->r->resp, .out = &p->r->req,
-                          .in_base = resp_base(p->r), .out_base = req_base(p->r),
-                          .wait = parent_wait, .kick = parent_kick};
+                          .in_base = resp_base(p->r, p->ring_size), .out_base = req_base(p->r),
+                          .size = p->ring_size, .wait = parent_wait, .kick = parent_kick};
     *pp = p;
     return 0;
 fail:
@@ -442,8 +460,8 @@ fail:
 void *weft_proc_shared(weft_proc_t *p, size_t *size)
 {
     if (size)
-        *size = p && p->r->shared_size ? p->r->shared_size : 0;
-    return p && p->r->shared_size ? (char *)p->r + p->r->shared_off : NULL;
+        *size = p ? p->shared_size : 0;
+    return p && p->shared_size ? (char *)p->r + p->shared_off : NULL;
 }
 
 int weft_proc_kill(weft_proc_t *p)

@@ -111,7 +111,6 @@ static _Noreturn void fork_child(struct weft_proc *p)
 
 static int spawn_exec(struct weft_proc *p, pid_t *pid)
 {
-    struct region *r = p->r;
     char var[64];
     snprintf(var, sizeof var, "WEFT_PROC_CHILD=%d,%d", p->memfd, p->efd);
     size_t n = 0;
@@ -134,8 +133,8 @@ static int spawn_exec(struct weft_proc *p, pid_t *pid)
     /* dup2 of a fd onto itself clears its FD_CLOEXEC (glibc 2.29+). */
     posix_spawn_file_actions_adddup2(&fa, p->memfd, p->memfd);
     posix_spawn_file_actions_adddup2(&fa, p->efd, p->efd);
-    for (int i = 0; i < r->nkeep; i++)
-        posix_spawn_file_actions_adddup2(&fa, r->keep[i], r->keep[i]);
+    for (int i = 0; i < p->cfg.nkeep; i++) /* ours: the region's may be scribbled */
+        posix_spawn_file_actions_adddup2(&fa, p->cfg.keep[i], p->cfg.keep[i]);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
@@ -220,10 +219,17 @@ static int pidfd_open(pid_t pid)
 
 int weft__proc_spawn(struct weft_proc *p)
 {
+    /* Whatever the last child (or something it started) left in the
+     * region, the new one finds what the parent chose (proc.h). */
     struct region *r = p->r;
-    weft__ring_reset(r);
+    r->magic = REGION_MAGIC;
+    r->size = p->map_size;
+    r->ring_size = p->ring_size;
+    r->shared_off = p->shared_off;
+    r->shared_size = p->shared_size;
+    r->cfg = p->cfg;
+    weft__ring_reset(&p->end);
     r->parent_pid = getpid();
-    r->efd = p->efd;
     if (p->mode == WEFT_PROC_EXEC)
         weft__proc_expected(r);
 
