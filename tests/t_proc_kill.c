@@ -5,7 +5,8 @@
  * calls (reaped at once), a stop of the calling thread during its call or
  * before it (-ECANCELED; the child killed and reaped), a child that dies holding a lock in the region,
  * a deadline that passes while waiting for another caller's call (no
- * kill), and a fresh child after each.
+ * kill), and a fresh child after each. Then weft_proc_kill racing with
+ * calls and reaps, beside a bystander process the kills must not reach.
  */
 #include "proctest.h"
 
@@ -244,10 +245,71 @@ static void one_mode(int mode)
     CHECK(!pt_has_children());
 }
 
+struct racer {
+    weft_proc_t *p;
+    atomic_int done;
+    long kills;
+};
+
+static void *kill_loop(void *arg)
+{
+    struct racer *k = arg;
+    while (!atomic_load(&k->done)) {
+        int r = weft_proc_kill(k->p);
+        CHECK(r == 0 || r == -ESRCH);
+        k->kills += r == 0;
+        weft_sleep(weft_after(WEFT_US(200)));
+    }
+    return NULL;
+}
+
+/* weft_proc_kill from another thread while calls start, end and reap
+ * children: every kill gives 0 or -ESRCH, every call its answer or
+ * -ECHILD, and a process of ours in a group of its own, which the
+ * children's group kills must never reach, lives on. */
+static void kill_race(int mode)
+{
+    pid_t bystander = fork();
+    CHECK(bystander >= 0);
+    if (bystander == 0) {
+        setpgid(0, 0);
+        for (;;)
+            pause();
+    }
+    setpgid(bystander, bystander);
+    weft_proc_opts o = {.mode = mode};
+    struct racer k = {0};
+    CHECK_ERR(weft_proc_new(&k.p, &o), 0);
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, kill_loop, &k, NULL), 0);
+    long n = test_scale(mode == WEFT_PROC_FORK ? 200 : 50), answered = 0;
+    for (long i = 0; i < n; i++) {
+        int64_t pid = 0;
+        ssize_t r = weft_proc_call(k.p, "pid", NULL, 0, &pid, sizeof pid, weft_after(WEFT_SEC(30)));
+        CHECK(r == (ssize_t)sizeof pid || r == -ECHILD);
+        answered += r > 0;
+    }
+    atomic_store(&k.done, 1);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_proc_free(k.p), 0);
+    CHECK_EQ(kill(bystander, 0), 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    CHECK_EQ(waitid(P_PID, (id_t)bystander, &si, WEXITED | WNOHANG), 0);
+    CHECK_EQ(si.si_pid, 0); /* not dead either */
+    CHECK_EQ(kill(bystander, SIGKILL), 0);
+    CHECK_EQ(waitpid(bystander, NULL, 0), bystander);
+    CHECK(!pt_has_children());
+    printf("kill race (%s): %ld calls answered, %ld kills\n", mode ? "exec" : "fork", answered,
+           k.kills);
+}
+
 int main(void)
 {
     one_mode(WEFT_PROC_FORK);
     one_mode(WEFT_PROC_EXEC);
+    kill_race(WEFT_PROC_FORK);
+    kill_race(WEFT_PROC_EXEC);
     printf("ok\n");
     return 0;
 }
