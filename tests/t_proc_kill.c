@@ -11,6 +11,7 @@
 #include "proctest.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/time.h>
 
 static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
@@ -66,6 +67,26 @@ static ssize_t die_later(weft_proc_ctx_t *ctx, const void *in, size_t len, void 
     return 0;
 }
 WEFT_PROC_ENTRY("die_later", die_later);
+
+/* A grandchild is not ours to reap: is it gone, or dead and waiting for
+ * its new parent to reap it? Waits up to 10 s for that. */
+static bool gone_or_dying(pid_t g)
+{
+    for (int i = 0; i < 10000; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", g);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return true;
+        if (fscanf(f, "%*d %*s %c", &state) != 1)
+            state = 0;
+        fclose(f);
+        if (state == 'Z' || state == 'X')
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
 
 static void expect_fresh(weft_proc_t *p, int64_t *pid)
 {
@@ -170,20 +191,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_call(p, "hang2", NULL, 0, NULL, 0, weft_after(WEFT_MS(200))), -ETIMEDOUT);
     pid_t g = shared[0];
     CHECK(g > 0);
-    /* The grandchild is not ours to reap; it must be gone or dying. */
-    for (int i = 0; i < 2000 && kill(g, 0) == 0; i++) {
-        char path[64], state = 0;
-        snprintf(path, sizeof path, "/proc/%d/stat", g);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            break;
-        if (fscanf(f, "%*d %*s %c", &state) != 1)
-            state = 0;
-        fclose(f);
-        if (state == 'Z' || state == 'X')
-            break;
-        usleep(1000);
-    }
+    CHECK(gone_or_dying(g));
     expect_fresh(p, &pid);
 
     /* weft_proc_kill from another thread during a call. */
