@@ -4,6 +4,8 @@
  * weft_proc_kill from another thread during a call (-ECHILD) and between
  * calls (reaped at once), a stop of the calling thread during its call or
  * before it (-ECANCELED; the child killed and reaped), a child that dies holding a lock in the region,
+ * a child that dies between calls (reaped at the next, its process group
+ * killed too),
  * a deadline that passes while waiting for another caller's call (no
  * kill), and a fresh child after each. Then weft_proc_kill racing with
  * calls and reaps, beside a bystander process the kills must not reach.
@@ -87,6 +89,29 @@ static bool gone_or_dying(pid_t g)
     }
     return false;
 }
+
+/* Starts a grandchild that hangs, tells its pid in the shared area, and
+ * returns; a timer's SIGALRM ends the child (not the grandchild, which
+ * ignores it) a little later, between calls. */
+static ssize_t die_later_gc(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out,
+                            size_t cap)
+{
+    (void)in, (void)len, (void)out, (void)cap;
+    pid_t g = fork();
+    if (g == 0) {
+        signal(SIGALRM, SIG_IGN);
+        for (;;)
+            pause();
+    }
+    size_t size;
+    volatile int32_t *s = weft_proc_ctx_shared(ctx, &size);
+    s[0] = g;
+    signal(SIGALRM, SIG_DFL);
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    return 0;
+}
+WEFT_PROC_ENTRY("die_later_gc", die_later_gc);
 
 static void expect_fresh(weft_proc_t *p, int64_t *pid)
 {
@@ -234,6 +259,17 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_status(p, &st), 0);
     CHECK_EQ(st.signal, SIGALRM);
     CHECK_EQ(st.killed, 0);
+    /* ... and what it started in its group dies when it is reaped. */
+    shared[0] = 0;
+    CHECK_ERR(weft_proc_call(p, "die_later_gc", NULL, 0, NULL, 0, WEFT_FOREVER), 0);
+    g = shared[0];
+    CHECK(g > 0);
+    weft_sleep(weft_after(WEFT_MS(200)));
+    expect_fresh(p, &pid);
+    CHECK(gone_or_dying(g));
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.signal, SIGALRM);
+    CHECK_EQ(st.killed, 0);
 
     /* A deadline that passes while another caller's call runs: that call
      * is not ours to kill. */
@@ -246,7 +282,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
     CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_proc_status(p, &st), 0);
-    CHECK_EQ(st.started, 9);
+    CHECK_EQ(st.started, 10);
     expect_fresh(p, &pid);
 
     CHECK_ERR(weft_proc_free(p), 0);

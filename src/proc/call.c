@@ -73,6 +73,18 @@ static bool child_gone(struct weft_proc *p)
     return p->pidfd < 0 || poll(&pf, 1, 0) != 0;
 }
 
+/* Kills the child's process group and reaps the child. Also for a child
+ * that died by itself: whatever it started in its group must not outlive
+ * it, and until the reap the group's number is still its own (spawn.c).
+ * The call-lock holder or free only. */
+static void end_child(struct weft_proc *p)
+{
+    ilock(&p->mu);
+    weft__proc_signal(p);
+    iunlock(&p->mu);
+    weft__proc_reap(p);
+}
+
 /* Kills and reaps the child and remembers why (see top). Every failure of
  * a chain ends here; the stop integration point: an -ECANCELED from
  * weft_fdwait arrives as err. */
@@ -80,10 +92,7 @@ static int fail_chain(struct weft_proc *p, int err)
 {
     if (!p->broken)
         p->broken = err;
-    ilock(&p->mu);
-    weft__proc_signal(p);
-    iunlock(&p->mu);
-    weft__proc_reap(p);
+    end_child(p);
     return p->broken;
 }
 
@@ -318,7 +327,7 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
     for (int tries = 0; tries < 2; tries++) {
         p->broken = 0;
         if (p->alive && child_gone(p)) /* died since the last call */
-            weft__proc_reap(p);
+            end_child(p);
         if (!p->alive && (n = weft__proc_spawn(p)) < 0)
             break;
         bool undelivered = false;
@@ -502,12 +511,8 @@ int weft_proc_free(weft_proc_t *p)
         return 0;
     if (weft_mutex_trylock(&p->call_lock) < 0)
         return -EBUSY;
-    if (p->alive) {
-        ilock(&p->mu);
-        weft__proc_signal(p);
-        iunlock(&p->mu);
-        weft__proc_reap(p);
-    }
+    if (p->alive)
+        end_child(p);
     weft_mutex_unlock(&p->call_lock);
     proc_destroy(p);
     return 0;
