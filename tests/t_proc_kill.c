@@ -2,8 +2,10 @@
  * t_proc_kill.c - ending a child that must stop: a deadline passing
  * (-ETIMEDOUT; its process group, grandchildren too, killed and reaped),
  * weft_proc_kill from another thread during a call (-ECHILD) and between
- * calls (reaped at once), a stop of the calling thread during its call or
- * before it (-ECANCELED; the child killed and reaped), a child that dies holding a lock in the region,
+ * calls (reaped at once), a stop of the calling thread during its call
+ * (-ECANCELED; the child killed and reaped), before it or while it waits
+ * for another caller's call (-ECANCELED at once; no child started, none
+ * killed), a child that dies holding a lock in the region,
  * a child that dies between calls (reaped at the next, its process group
  * killed too),
  * a deadline that passes while waiting for another caller's call (no
@@ -148,30 +150,89 @@ static void *call_hang(void *arg)
     return (void *)(intptr_t)weft_proc_call(c->p, "hang", NULL, 0, NULL, 0, WEFT_FOREVER);
 }
 
-/* The caller, blocked in a call without deadline (or stopped before it),
- * is stopped: -ECANCELED, the child killed and reaped, a fresh one next. */
-static void stop_kill(weft_proc_t *p, int64_t *pid, int self_stop)
+/* The caller, blocked in a call without deadline, is stopped:
+ * -ECANCELED, the child killed and reaped, a fresh one next. */
+static void stop_kill(weft_proc_t *p, int64_t *pid)
 {
-    struct caller c = {p, 0, self_stop};
+    struct caller c = {p, 0, 0};
     weft_t t;
     CHECK_ERR(weft_spawn(&t, call_hang, &c, NULL), 0);
-    if (!self_stop) {
-        while (!atomic_load(&c.started))
-            weft_sleep(weft_after(WEFT_MS(1)));
-        weft_sleep(weft_after(WEFT_MS(50))); /* into the call */
-        CHECK_ERR(weft_stop(t, 0), 0);
-    }
+    while (!atomic_load(&c.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* into the call */
+    CHECK_ERR(weft_stop(t, 0), 0);
     void *r;
     CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
     CHECK_EQ((intptr_t)r, -ECANCELED);
     weft_proc_status_t st;
     CHECK_ERR(weft_proc_status(p, &st), 0);
     CHECK_EQ(st.running, 0);
-    CHECK(!pt_has_children()); /* reaped, whether a child had started or not */
-    if (!self_stop) {
-        CHECK_EQ(st.killed, 1);
-        CHECK_EQ(st.signal, SIGKILL);
+    CHECK(!pt_has_children());
+    CHECK_EQ(st.killed, 1);
+    CHECK_EQ(st.signal, SIGKILL);
+    expect_fresh(p, pid);
+}
+
+/* A caller stopped before its call fails at once with -ECANCELED, without
+ * starting a child, and without touching the one that runs (it was not
+ * its call): with a child running and with none. */
+static void stopped_first(weft_proc_t *p, int64_t *pid)
+{
+    for (int idle = 0; idle < 2; idle++) {
+        if (idle)
+            CHECK_ERR(weft_proc_kill(p), 0); /* no child at all */
+        weft_proc_status_t before, after;
+        CHECK_ERR(weft_proc_status(p, &before), 0);
+        struct caller c = {p, 0, 1};
+        weft_t t;
+        CHECK_ERR(weft_spawn(&t, call_hang, &c, NULL), 0);
+        void *r;
+        CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, -ECANCELED);
+        CHECK_ERR(weft_proc_status(p, &after), 0);
+        CHECK_EQ(after.started, before.started);
+        CHECK_EQ(after.running, !idle);
+        if (idle) {
+            CHECK(!pt_has_children());
+            expect_fresh(p, pid);
+        } else {
+            CHECK_EQ(pt_call_pid(p), *pid); /* the same child answers */
+        }
     }
+}
+
+/* A caller queued without deadline behind another's call is stopped: it
+ * leaves the queue with -ECANCELED at once (the call under way goes on,
+ * not its to kill), and starts no child. */
+static void stop_queued(weft_proc_t *p, int64_t *pid)
+{
+    struct caller holder = {p, 0, 0}, queued = {p, 0, 0};
+    weft_t th, tq;
+    CHECK_ERR(weft_spawn(&th, call_hang, &holder, NULL), 0);
+    while (!atomic_load(&holder.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* the holder is in its call */
+    weft_proc_status_t st;
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    unsigned long started = st.started;
+    CHECK_ERR(weft_spawn(&tq, call_hang, &queued, NULL), 0);
+    while (!atomic_load(&queued.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* queued for the lock */
+    CHECK_ERR(weft_stop(tq, 0), 0);
+    void *r;
+    /* Queued for good, it would wait for the holder, which never ends by
+     * itself: a join that times out says so. */
+    CHECK_ERR(weft_join(tq, &r, weft_after(WEFT_SEC(20))), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.running, 1); /* the holder's call goes on */
+    CHECK_EQ(st.started, started);
+    CHECK_ERR(weft_proc_kill(p), 0);
+    CHECK_ERR(weft_join(th, &r, WEFT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECHILD);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.started, started);
     expect_fresh(p, pid);
 }
 
@@ -231,9 +292,12 @@ static void one_mode(int mode)
     CHECK(!pt_has_children());
     expect_fresh(p, &pid);
 
-    /* A stop of the caller kills the child, like a deadline. */
-    stop_kill(p, &pid, 0);
-    stop_kill(p, &pid, 1);
+    /* A stop of the caller kills the child, like a deadline; a stop before
+     * the call, or while it waits for another's, kills nothing and starts
+     * no child. */
+    stop_kill(p, &pid);
+    stopped_first(p, &pid);
+    stop_queued(p, &pid);
 
     /* ... and between calls: reaped at once, no zombie left. */
     CHECK_ERR(weft_proc_kill(p), 0);
@@ -282,7 +346,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
     CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_proc_status(p, &st), 0);
-    CHECK_EQ(st.started, 10);
+    CHECK_EQ(st.started, 11);
     expect_fresh(p, &pid);
 
     CHECK_ERR(weft_proc_free(p), 0);

@@ -2,8 +2,9 @@
  * call.c - the parent's side of a proc: making and freeing one, a call and
  * the callbacks it serves, and how a call ends when the child must die.
  *
- * A call chain. weft_proc_call takes the proc's call lock (a weft mutex:
- * other callers park on it, bounded by their deadlines), names itself the
+ * A call chain. weft_proc_call takes the proc's call lock (a weft mutex,
+ * taken only by trylock; other callers park on lock_seq, bounded by their
+ * deadlines and cut short by a stop: see take_call_lock), names itself the
  * chain's driver (chain_key, weft__self_key), sends CALL and reads what
  * comes back. A CALLBACK is served right there: on the caller itself when
  * it is a weft thread, else on a weft thread spawned for it and joined, so
@@ -34,6 +35,12 @@
  * instead of talking to a dead child. The next top-level call starts a
  * fresh child. A CALL that the child never began (it had died before:
  * nothing of the message was consumed) is sent once more to a fresh child.
+ *
+ * Stops. A stopped caller fails with -ECANCELED before it takes the lock
+ * or starts a child (a stop that comes while it waits for the lock ends
+ * that wait too), and a stop during its call kills the child (above). A
+ * stopped thread's nested call, from a callback, ends the chain the same
+ * way, so the outer levels unwind with -ECANCELED.
  *
  * Rejected: a pool of children serving calls in parallel (a child per
  * caller is what a second weft_proc_t is for, and a pool would make the
@@ -262,6 +269,57 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     return r;
 }
 
+/* ---- the call lock --------------------------------------------------------- */
+
+/*
+ * A caller waiting for another's call is not cleaning up after a stop, so
+ * a stop must end its wait, also an untimed one; weft_mutex_lock keeps
+ * working for stopped threads (weft_stop(3)), so the waiting is ours: a
+ * waiter reads lock_seq, tries the mutex, and parks on lock_seq (a
+ * stop-aware park) unless lock_seq changed; every release bumps lock_seq
+ * after the unlock and wakes the parked callers. No wake-up is lost:
+ *
+ *   waiter                              releaser
+ *   seq = lock_seq                      unlock
+ *   trylock fails                       lock_seq++          (seq_cst)
+ *   lock_waiters++          (seq_cst)   if (lock_waiters)   (seq_cst)
+ *   lock_seq == seq?        (seq_cst)       unpark all
+ *   park while lock_seq == seq (checked under the bucket lock)
+ *
+ * If the releaser reads lock_waiters before the waiter's increment, the
+ * waiter's later load sees the bump and it tries again; otherwise the
+ * releaser unparks, and the parking lot orders that against the waiter's
+ * check. A trylock that fails saw the lock held, by a holder whose release
+ * bumps lock_seq after seq was read. All waiters are woken (few callers
+ * queue on one proc), so none is left behind by one that timed out.
+ */
+static int take_call_lock(struct weft_proc *p, int64_t deadline)
+{
+    for (;;) {
+        uint32_t seq = load_seq(&p->lock_seq);
+        if (weft_mutex_trylock(&p->call_lock) == 0)
+            return 0;
+        fetch_add_seq(&p->lock_waiters, 1);
+        int r = load_seq(&p->lock_seq) != seq ? -EAGAIN
+                                               : weft__park(&p->lock_seq, seq, deadline, true);
+        __atomic_fetch_sub(&p->lock_waiters, 1, __ATOMIC_RELAXED);
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
+            /* As a timed lock does: what became free meanwhile is taken. */
+            if (weft_mutex_trylock(&p->call_lock) == 0)
+                return 0;
+            return r;
+        }
+    }
+}
+
+static void release_call_lock(struct weft_proc *p)
+{
+    weft_mutex_unlock(&p->call_lock);
+    fetch_add_seq(&p->lock_seq, 1);
+    if (load_seq(&p->lock_waiters))
+        weft_unpark(&p->lock_seq, -1);
+}
+
 /* ---- a call -------------------------------------------------------------- */
 
 /* Sends CALL and reads until its RETURN, serving callbacks; the caller
@@ -302,12 +360,15 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
         return -EINVAL;
     uintptr_t me = weft__self_key();
     bool nested = load_relaxed(&p->chain_key) == me;
+    bool stopped = weft__stop_self() & ST_STOP;
     if (nested) {
         /* From a callback of the chain's own call (see top). */
         if (p->depth >= PROC_DEPTH_MAX)
             return -ELOOP;
         if (p->broken)
             return p->broken;
+        if (stopped)
+            return fail_chain(p, -ECANCELED); /* the outer levels unwind too */
         int64_t saved = p->deadline;
         p->deadline = deadline;
         p->depth++;
@@ -317,10 +378,15 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
         p->deadline = saved;
         return n;
     }
-    int r = deadline < 0 ? weft_mutex_lock(&p->call_lock)
-                         : weft_mutex_timedlock(&p->call_lock, deadline);
+    if (stopped)
+        return -ECANCELED; /* no lock taken, no child started (see top) */
+    int r = take_call_lock(p, deadline);
     if (r < 0)
         return r;
+    if (weft__stop_self() & ST_STOP) { /* stopped as it got the lock */
+        release_call_lock(p);
+        return -ECANCELED;
+    }
     store_relaxed(&p->chain_key, me);
     p->deadline = deadline;
     ssize_t n = 0;
@@ -337,7 +403,7 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
     }
     p->broken = 0;
     store_relaxed(&p->chain_key, 0);
-    weft_mutex_unlock(&p->call_lock);
+    release_call_lock(p);
     return n;
 }
 
@@ -489,7 +555,7 @@ int weft_proc_kill(weft_proc_t *p)
     if (weft_mutex_trylock(&p->call_lock) == 0) {
         if (p->alive)
             weft__proc_reap(p);
-        weft_mutex_unlock(&p->call_lock);
+        release_call_lock(p); /* a caller may have queued meanwhile */
     }
     return 0;
 }
@@ -513,7 +579,7 @@ int weft_proc_free(weft_proc_t *p)
         return -EBUSY;
     if (p->alive)
         end_child(p);
-    weft_mutex_unlock(&p->call_lock);
+    weft_mutex_unlock(&p->call_lock); /* a caller still queued would use p after free */
     proc_destroy(p);
     return 0;
 }

@@ -228,6 +228,9 @@ struct weft_proc {
 
     /* The call chain: one at a time (call.c). */
     weft_mutex_t call_lock;
+    uint32_t lock_seq;     /* atomic seq_cst: bumped after each release of
+                              call_lock; queued callers park on it */
+    uint32_t lock_waiters; /* atomic seq_cst: callers parked on lock_seq */
     uintptr_t chain_key;  /* atomic: the thread driving the channel, 0: none */
     int depth;            /* chain: calls nested now */
     int broken;           /* chain: the error that ended the child, 0: none */
