@@ -369,7 +369,11 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
             return p->broken;
         if (stopped)
             return fail_chain(p, -ECANCELED); /* the outer levels unwind too */
+        /* The earlier of the two: the outer call's deadline still bounds
+         * everything done on its behalf, this call included. */
         int64_t saved = p->deadline;
+        if (saved >= 0 && (deadline < 0 || saved < deadline))
+            deadline = saved;
         p->deadline = deadline;
         p->depth++;
         bool undelivered;

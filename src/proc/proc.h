@@ -234,7 +234,8 @@ struct weft_proc {
     uintptr_t chain_key;  /* atomic: the thread driving the channel, 0: none */
     int depth;            /* chain: calls nested now */
     int broken;           /* chain: the error that ended the child, 0: none */
-    int64_t deadline;     /* chain: of the innermost call */
+    int64_t deadline;     /* chain: the innermost call's, or an outer
+                             call's if earlier (call.c) */
     struct spin spin;     /* chain: adaptive spinning (above) */
 
     /* The child. pid, pidfd and alive change only under mu, and only the
