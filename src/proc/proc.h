@@ -275,5 +275,10 @@ void weft__sched_reset_child(void);
 void weft__park_reset_child(void);
 void weft__io_reset_child(void);
 void weft__thread_reset_child(void);
+void weft__stop_reset_child(void);
+/* Around the fork, in the forker: what the stop layer holds still so its
+ * reset in the child finds its structures whole (stop/group.c). */
+void weft__stop_fork_prepare(void);
+void weft__stop_fork_parent(void);
 
 #endif

@@ -21,8 +21,13 @@
  * queues, the poller's epoll fd, which the child shares with the parent,
  * timers, caches) is a copy frozen mid-flight. So before anything else the
  * child puts every layer back to "not started" (the *_reset_child
- * functions: sched, parking lot, io, threads); its first weft call starts a
- * fresh runtime with one worker. glibc's fork has reset malloc's and
+ * functions: sched, parking lot, io, threads and the handle table's pins,
+ * stop: the group tree mutex, every group's lock, members and counts); its
+ * first weft call starts a fresh runtime with one worker. Where a reset
+ * must walk a structure that another thread may be changing, the forker
+ * holds that structure's lock around fork (the group tree mutex: the
+ * stop layer's fork_prepare and fork_parent), so the child finds it
+ * whole. glibc's fork has reset malloc's and
  * stdio's locks; the child drops the copy of stdout's buffer so the
  * parent's pending output is not printed twice. The parent's other threads
  * are not stopped: nothing of theirs is used in the child.
@@ -113,6 +118,7 @@ static _Noreturn void fork_child(struct weft_proc *p)
     weft__park_reset_child();
     weft__io_reset_child();
     weft__thread_reset_child();
+    weft__stop_reset_child();
     /* The proc layer's own: the forker and its queue are the parent's. */
     pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
@@ -183,11 +189,14 @@ static void run_job(struct job *j)
         j->err = spawn_exec(p, &j->pid);
         return;
     }
+    weft__stop_fork_prepare();
     pid_t pid = fork();
     if (pid == 0)
         fork_child(p);
+    int e = errno;
+    weft__stop_fork_parent();
     if (pid < 0) {
-        j->err = -errno;
+        j->err = -e;
         return;
     }
     setpgid(pid, pid); /* the child does it too: whoever is first */
