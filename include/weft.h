@@ -762,7 +762,9 @@ typedef struct weft_proc_opts {
     uint64_t limit_cpu;            /* RLIMIT_CPU, seconds (SIGXCPU, then SIGKILL) */
     uint64_t limit_nofile;         /* RLIMIT_NOFILE */
     const int *seccomp_deny;       /* system call numbers that fail with EPERM
-                                      in the child (a seccomp filter) */
+                                      in the child (a seccomp filter, which
+                                      also kills the child on foreign-ABI
+                                      and x32 calls) */
     int nseccomp_deny;
 } weft_proc_opts;
 

@@ -7,6 +7,13 @@
  *                           its address in addr
  *   io_tcp_pair(sv)         a connected loopback TCP pair: sv[0] the client,
  *                           sv[1] the accepted end (both non-blocking)
+ *   io_full_tcp_listener(&addr, &len, made, &n)
+ *   io_full_unix_listener(&addr, &len, made, &n)
+ *                           a listener (loopback TCP; AF_UNIX with an
+ *                           abstract name of its own) with backlog 0 whose
+ *                           accept queue is full, so a connect to it waits;
+ *                           the connections that filled it (1 or 2) go in
+ *                           made, their number in n, for the caller to close
  *   io_fill(fd)             writes until the socket's send path is full
  *                           (a write with deadline 0 times out); returns
  *                           the bytes written
@@ -27,8 +34,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <weft.h>
 
 #define U2P(x) ((void *)(uintptr_t)(x))
@@ -60,6 +70,60 @@ static inline void io_tcp_pair(int sv[2])
     sv[1] = weft_accept(l, NULL, NULL, SOCK_CLOEXEC, weft_after(WEFT_SEC(30)));
     CHECK(sv[1] >= 0);
     CHECK_ERR(weft_close(l), 0);
+}
+
+/* A loopback TCP queue is full when a connect's SYN goes unanswered (the
+ * kernel drops it): the first connect that times out says so. With
+ * backlog 0 one connection fits (some kernels count one more). */
+static inline int io_full_tcp_listener(struct sockaddr_in *addr, socklen_t *len, int made[2],
+                                       int *n)
+{
+    int l = io_tcp_listener(addr, len, 0);
+    int port = ntohs(addr->sin_port);
+    *n = 0;
+    for (;;) {
+        int r = weft_tcp_connect("127.0.0.1", port, weft_after(WEFT_MS(300)));
+        if (r < 0) {
+            CHECK_ERR(r, -ETIMEDOUT);
+            break;
+        }
+        CHECK(*n < 2);
+        made[(*n)++] = r;
+    }
+    CHECK(*n >= 1);
+    return l;
+}
+
+/* An AF_UNIX queue says it is full at once (EAGAIN), so the connects that
+ * fill it need no wait: a connect with deadline 0 times out only then. */
+static inline int io_full_unix_listener(struct sockaddr_un *addr, socklen_t *len, int made[2],
+                                        int *n)
+{
+    static int seq;
+    *addr = (struct sockaddr_un){.sun_family = AF_UNIX};
+    /* An abstract name: nothing to clean up in the file system. */
+    snprintf(addr->sun_path + 1, sizeof addr->sun_path - 1, "weft-test-%d-%d", (int)getpid(),
+             __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(addr->sun_path + 1));
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(l >= 0);
+    CHECK_EQ(bind(l, (struct sockaddr *)addr, *len), 0);
+    CHECK_EQ(listen(l, 0), 0);
+    *n = 0;
+    for (;;) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        CHECK(c >= 0);
+        int r = weft_connect(c, (struct sockaddr *)addr, *len, 0);
+        if (r < 0) {
+            CHECK_ERR(r, -ETIMEDOUT);
+            CHECK_ERR(weft_close(c), 0);
+            break;
+        }
+        CHECK(*n < 2);
+        made[(*n)++] = c;
+    }
+    CHECK(*n >= 1);
+    return l;
 }
 
 static inline long io_fill(int fd)

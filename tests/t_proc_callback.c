@@ -2,7 +2,8 @@
  * t_proc_callback.c - callbacks from the child into the parent: they run
  * on weft threads (also when the caller is main), unknown names and
  * errors come back, a callback may call the child again, nested many
- * levels deep, and payloads bigger than the rings go both ways.
+ * levels deep, and payloads bigger than the rings go both ways. A nested
+ * call ends at the earlier of its own deadline and the outer call's.
  */
 #include "proctest.h"
 
@@ -45,6 +46,22 @@ static ssize_t level(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out
 }
 WEFT_PROC_ENTRY("level", level);
 
+static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    for (;;)
+        pause();
+    return 0;
+}
+WEFT_PROC_ENTRY("hang", hang);
+
+/* Child: calls back "nest_hang", whose nested call hangs. */
+static ssize_t ask_hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    return weft_proc_callback(ctx, "nest_hang", in, len, out, cap);
+}
+WEFT_PROC_ENTRY("ask_hang", ask_hang);
+
 static int cb_calls;
 
 /* Parent: doubles every byte of its argument. */
@@ -75,11 +92,64 @@ static ssize_t down(weft_proc_t *p, void *arg, const void *in, size_t len, void 
     return weft_proc_call(p, "level", in, len, out, cap, weft_after(WEFT_SEC(60)));
 }
 
+/* Parent: calls the child's "hang", nested, with the deadline its
+ * argument gives (-1: WEFT_FOREVER; else ms from now). */
+static ssize_t nest_hang(weft_proc_t *p, void *arg, const void *in, size_t len, void *out,
+                         size_t cap)
+{
+    (void)arg, (void)out, (void)cap;
+    int64_t ms;
+    CHECK_EQ(len, sizeof ms);
+    memcpy(&ms, in, sizeof ms);
+    int64_t deadline = ms < 0 ? WEFT_FOREVER : weft_after(WEFT_MS(ms));
+    return weft_proc_call(p, "hang", NULL, 0, NULL, 0, deadline);
+}
+
 static const weft_proc_cb cbs[] = {
     {"twice", twice, &cb_calls},
     {"fail", fail, NULL},
     {"down", down, NULL},
+    {"nest_hang", nest_hang, NULL},
 };
+
+/* A nested call runs until the earlier of its deadline and the outer
+ * call's: an outer deadline of 200 ms ends a nested call that has none or
+ * a later one, and a nested deadline of 100 ms ends the chain under an
+ * outer call that has none. Every level gets -ETIMEDOUT, the child is
+ * killed, and the next call gets a fresh one. */
+static void nested_deadlines(int mode)
+{
+    weft_proc_opts o = {.mode = mode, .callbacks = cbs, .ncallbacks = 4};
+    weft_proc_t *p;
+    CHECK_ERR(weft_proc_new(&p, &o), 0);
+    int64_t inner[] = {-1, 60000};
+    for (int i = 0; i < 2; i++) {
+        int64_t late = weft_after(WEFT_SEC(30));
+        CHECK_ERR(weft_proc_call(p, "ask_hang", &inner[i], sizeof inner[i], NULL, 0,
+                                 weft_after(WEFT_MS(200))),
+                  -ETIMEDOUT);
+        CHECK(weft_now() < late); /* ended by the outer deadline */
+        weft_proc_status_t st;
+        CHECK_ERR(weft_proc_status(p, &st), 0);
+        CHECK_EQ(st.running, 0);
+        CHECK_EQ(st.killed, 1);
+        pt_call_pid(p);
+    }
+    int64_t ms = 100;
+    CHECK_ERR(weft_proc_call(p, "ask_hang", &ms, sizeof ms, NULL, 0, WEFT_FOREVER), -ETIMEDOUT);
+    pt_call_pid(p);
+    weft_proc_status_t st;
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.started, 4);
+    CHECK_ERR(weft_proc_free(p), 0);
+}
+
+static void *nested_deadlines_fork(void *arg)
+{
+    (void)arg;
+    nested_deadlines(WEFT_PROC_FORK);
+    return NULL;
+}
 
 static void check_all(weft_proc_t *p)
 {
@@ -122,7 +192,7 @@ int main(void)
     int modes[] = {WEFT_PROC_FORK, WEFT_PROC_EXEC};
     for (int m = 0; m < 2; m++) {
         weft_proc_opts o = {.mode = modes[m], .ring_size = 16384, .callbacks = cbs,
-                            .ncallbacks = 3};
+                            .ncallbacks = 4};
         weft_proc_t *p;
         CHECK_ERR(weft_proc_new(&p, &o), 0);
         check_all(p); /* from main: callbacks on a helper weft thread */
@@ -142,6 +212,11 @@ int main(void)
         CHECK_EQ(st.started, 1);
         CHECK_ERR(weft_proc_free(p), 0);
     }
+    nested_deadlines(WEFT_PROC_FORK); /* from main */
+    nested_deadlines(WEFT_PROC_EXEC);
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, nested_deadlines_fork, NULL, NULL), 0);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     weft_proc_cb bad = {NULL, twice, NULL};
     weft_proc_opts o = {.callbacks = &bad, .ncallbacks = 1};
     weft_proc_t *p;

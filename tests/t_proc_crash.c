@@ -4,7 +4,8 @@
  * status in weft_proc_status, the parent goes on, and the next call gets
  * a fresh child. Limits: a child over its address-space limit fails its
  * call cleanly, one over its CPU limit is ended by SIGXCPU, and a seccomp
- * filter makes the denied system calls fail with EPERM.
+ * filter makes the denied system calls fail with EPERM and kills a child
+ * that makes an x32 system call (which would get past the list).
  */
 #include "proctest.h"
 
@@ -63,6 +64,16 @@ static ssize_t ppid(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out,
     return r < 0 ? -errno : 0;
 }
 WEFT_PROC_ENTRY("ppid", ppid);
+
+/* getppid by its x32 number (x86-64 only): EPERM or ENOSYS where it
+ * fails, 0 where it succeeds (a kernel with x32 and no filter). */
+static ssize_t ppid_x32(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    long r = syscall(SYS_getppid | 0x40000000L);
+    return r < 0 ? -errno : 0;
+}
+WEFT_PROC_ENTRY("ppid_x32", ppid_x32);
 
 static long vm_size(void)
 {
@@ -149,6 +160,16 @@ static void limits(int mode)
     CHECK_ERR(weft_proc_call(p, "ppid", NULL, 0, NULL, 0, WEFT_FOREVER), -EPERM);
     CHECK_ERR(weft_proc_call(p, "ppid", NULL, 0, NULL, 0, WEFT_FOREVER), -EPERM);
     CHECK(syscall(SYS_getppid) > 0);
+#if defined(__x86_64__)
+    /* ... and by its x32 number the filter kills the child (SIGSYS),
+     * whether or not this kernel runs x32 calls at all. */
+    CHECK_ERR(weft_proc_call(p, "ppid_x32", NULL, 0, NULL, 0, WEFT_FOREVER), -ECHILD);
+    weft_proc_status_t st;
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.signal, SIGSYS);
+    CHECK_EQ(st.killed, 0);
+    CHECK_ERR(weft_proc_call(p, "ppid", NULL, 0, NULL, 0, WEFT_FOREVER), -EPERM);
+#endif
     CHECK_ERR(weft_proc_free(p), 0);
 }
 

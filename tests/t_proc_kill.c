@@ -2,14 +2,20 @@
  * t_proc_kill.c - ending a child that must stop: a deadline passing
  * (-ETIMEDOUT; its process group, grandchildren too, killed and reaped),
  * weft_proc_kill from another thread during a call (-ECHILD) and between
- * calls (reaped at once), a stop of the calling thread during its call or
- * before it (-ECANCELED; the child killed and reaped), a child that dies holding a lock in the region,
+ * calls (reaped at once), a stop of the calling thread during its call
+ * (-ECANCELED; the child killed and reaped), before it or while it waits
+ * for another caller's call (-ECANCELED at once; no child started, none
+ * killed), a child that dies holding a lock in the region,
+ * a child that dies between calls (reaped at the next, its process group
+ * killed too),
  * a deadline that passes while waiting for another caller's call (no
- * kill), and a fresh child after each.
+ * kill), and a fresh child after each. Then weft_proc_kill racing with
+ * calls and reaps, beside a bystander process the kills must not reach.
  */
 #include "proctest.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/time.h>
 
 static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
@@ -66,6 +72,49 @@ static ssize_t die_later(weft_proc_ctx_t *ctx, const void *in, size_t len, void 
 }
 WEFT_PROC_ENTRY("die_later", die_later);
 
+/* A grandchild is not ours to reap: is it gone, or dead and waiting for
+ * its new parent to reap it? Waits up to 10 s for that. */
+static bool gone_or_dying(pid_t g)
+{
+    for (int i = 0; i < 10000; i++) {
+        char path[64], state = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", g);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return true;
+        if (fscanf(f, "%*d %*s %c", &state) != 1)
+            state = 0;
+        fclose(f);
+        if (state == 'Z' || state == 'X')
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* Starts a grandchild that hangs, tells its pid in the shared area, and
+ * returns; a timer's SIGALRM ends the child (not the grandchild, which
+ * ignores it) a little later, between calls. */
+static ssize_t die_later_gc(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out,
+                            size_t cap)
+{
+    (void)in, (void)len, (void)out, (void)cap;
+    pid_t g = fork();
+    if (g == 0) {
+        signal(SIGALRM, SIG_IGN);
+        for (;;)
+            pause();
+    }
+    size_t size;
+    volatile int32_t *s = weft_proc_ctx_shared(ctx, &size);
+    s[0] = g;
+    signal(SIGALRM, SIG_DFL);
+    struct itimerval it = {.it_value = {.tv_usec = 20000}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
+    return 0;
+}
+WEFT_PROC_ENTRY("die_later_gc", die_later_gc);
+
 static void expect_fresh(weft_proc_t *p, int64_t *pid)
 {
     int64_t now = pt_call_pid(p);
@@ -101,30 +150,89 @@ static void *call_hang(void *arg)
     return (void *)(intptr_t)weft_proc_call(c->p, "hang", NULL, 0, NULL, 0, WEFT_FOREVER);
 }
 
-/* The caller, blocked in a call without deadline (or stopped before it),
- * is stopped: -ECANCELED, the child killed and reaped, a fresh one next. */
-static void stop_kill(weft_proc_t *p, int64_t *pid, int self_stop)
+/* The caller, blocked in a call without deadline, is stopped:
+ * -ECANCELED, the child killed and reaped, a fresh one next. */
+static void stop_kill(weft_proc_t *p, int64_t *pid)
 {
-    struct caller c = {p, 0, self_stop};
+    struct caller c = {p, 0, 0};
     weft_t t;
     CHECK_ERR(weft_spawn(&t, call_hang, &c, NULL), 0);
-    if (!self_stop) {
-        while (!atomic_load(&c.started))
-            weft_sleep(weft_after(WEFT_MS(1)));
-        weft_sleep(weft_after(WEFT_MS(50))); /* into the call */
-        CHECK_ERR(weft_stop(t, 0), 0);
-    }
+    while (!atomic_load(&c.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* into the call */
+    CHECK_ERR(weft_stop(t, 0), 0);
     void *r;
     CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
     CHECK_EQ((intptr_t)r, -ECANCELED);
     weft_proc_status_t st;
     CHECK_ERR(weft_proc_status(p, &st), 0);
     CHECK_EQ(st.running, 0);
-    CHECK(!pt_has_children()); /* reaped, whether a child had started or not */
-    if (!self_stop) {
-        CHECK_EQ(st.killed, 1);
-        CHECK_EQ(st.signal, SIGKILL);
+    CHECK(!pt_has_children());
+    CHECK_EQ(st.killed, 1);
+    CHECK_EQ(st.signal, SIGKILL);
+    expect_fresh(p, pid);
+}
+
+/* A caller stopped before its call fails at once with -ECANCELED, without
+ * starting a child, and without touching the one that runs (it was not
+ * its call): with a child running and with none. */
+static void stopped_first(weft_proc_t *p, int64_t *pid)
+{
+    for (int idle = 0; idle < 2; idle++) {
+        if (idle)
+            CHECK_ERR(weft_proc_kill(p), 0); /* no child at all */
+        weft_proc_status_t before, after;
+        CHECK_ERR(weft_proc_status(p, &before), 0);
+        struct caller c = {p, 0, 1};
+        weft_t t;
+        CHECK_ERR(weft_spawn(&t, call_hang, &c, NULL), 0);
+        void *r;
+        CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
+        CHECK_EQ((intptr_t)r, -ECANCELED);
+        CHECK_ERR(weft_proc_status(p, &after), 0);
+        CHECK_EQ(after.started, before.started);
+        CHECK_EQ(after.running, !idle);
+        if (idle) {
+            CHECK(!pt_has_children());
+            expect_fresh(p, pid);
+        } else {
+            CHECK_EQ(pt_call_pid(p), *pid); /* the same child answers */
+        }
     }
+}
+
+/* A caller queued without deadline behind another's call is stopped: it
+ * leaves the queue with -ECANCELED at once (the call under way goes on,
+ * not its to kill), and starts no child. */
+static void stop_queued(weft_proc_t *p, int64_t *pid)
+{
+    struct caller holder = {p, 0, 0}, queued = {p, 0, 0};
+    weft_t th, tq;
+    CHECK_ERR(weft_spawn(&th, call_hang, &holder, NULL), 0);
+    while (!atomic_load(&holder.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* the holder is in its call */
+    weft_proc_status_t st;
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    unsigned long started = st.started;
+    CHECK_ERR(weft_spawn(&tq, call_hang, &queued, NULL), 0);
+    while (!atomic_load(&queued.started))
+        weft_sleep(weft_after(WEFT_MS(1)));
+    weft_sleep(weft_after(WEFT_MS(50))); /* queued for the lock */
+    CHECK_ERR(weft_stop(tq, 0), 0);
+    void *r;
+    /* Queued for good, it would wait for the holder, which never ends by
+     * itself: a join that times out says so. */
+    CHECK_ERR(weft_join(tq, &r, weft_after(WEFT_SEC(20))), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.running, 1); /* the holder's call goes on */
+    CHECK_EQ(st.started, started);
+    CHECK_ERR(weft_proc_kill(p), 0);
+    CHECK_ERR(weft_join(th, &r, WEFT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECHILD);
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.started, started);
     expect_fresh(p, pid);
 }
 
@@ -169,20 +277,7 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_call(p, "hang2", NULL, 0, NULL, 0, weft_after(WEFT_MS(200))), -ETIMEDOUT);
     pid_t g = shared[0];
     CHECK(g > 0);
-    /* The grandchild is not ours to reap; it must be gone or dying. */
-    for (int i = 0; i < 2000 && kill(g, 0) == 0; i++) {
-        char path[64], state = 0;
-        snprintf(path, sizeof path, "/proc/%d/stat", g);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            break;
-        if (fscanf(f, "%*d %*s %c", &state) != 1)
-            state = 0;
-        fclose(f);
-        if (state == 'Z' || state == 'X')
-            break;
-        usleep(1000);
-    }
+    CHECK(gone_or_dying(g));
     expect_fresh(p, &pid);
 
     /* weft_proc_kill from another thread during a call. */
@@ -197,9 +292,12 @@ static void one_mode(int mode)
     CHECK(!pt_has_children());
     expect_fresh(p, &pid);
 
-    /* A stop of the caller kills the child, like a deadline. */
-    stop_kill(p, &pid, 0);
-    stop_kill(p, &pid, 1);
+    /* A stop of the caller kills the child, like a deadline; a stop before
+     * the call, or while it waits for another's, kills nothing and starts
+     * no child. */
+    stop_kill(p, &pid);
+    stopped_first(p, &pid);
+    stop_queued(p, &pid);
 
     /* ... and between calls: reaped at once, no zombie left. */
     CHECK_ERR(weft_proc_kill(p), 0);
@@ -225,6 +323,17 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_status(p, &st), 0);
     CHECK_EQ(st.signal, SIGALRM);
     CHECK_EQ(st.killed, 0);
+    /* ... and what it started in its group dies when it is reaped. */
+    shared[0] = 0;
+    CHECK_ERR(weft_proc_call(p, "die_later_gc", NULL, 0, NULL, 0, WEFT_FOREVER), 0);
+    g = shared[0];
+    CHECK(g > 0);
+    weft_sleep(weft_after(WEFT_MS(200)));
+    expect_fresh(p, &pid);
+    CHECK(gone_or_dying(g));
+    CHECK_ERR(weft_proc_status(p, &st), 0);
+    CHECK_EQ(st.signal, SIGALRM);
+    CHECK_EQ(st.killed, 0);
 
     /* A deadline that passes while another caller's call runs: that call
      * is not ours to kill. */
@@ -237,17 +346,78 @@ static void one_mode(int mode)
     CHECK_ERR(weft_proc_free(p), -EBUSY); /* a call is under way */
     CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
     CHECK_ERR(weft_proc_status(p, &st), 0);
-    CHECK_EQ(st.started, 9);
+    CHECK_EQ(st.started, 11);
     expect_fresh(p, &pid);
 
     CHECK_ERR(weft_proc_free(p), 0);
     CHECK(!pt_has_children());
 }
 
+struct racer {
+    weft_proc_t *p;
+    atomic_int done;
+    long kills;
+};
+
+static void *kill_loop(void *arg)
+{
+    struct racer *k = arg;
+    while (!atomic_load(&k->done)) {
+        int r = weft_proc_kill(k->p);
+        CHECK(r == 0 || r == -ESRCH);
+        k->kills += r == 0;
+        weft_sleep(weft_after(WEFT_US(200)));
+    }
+    return NULL;
+}
+
+/* weft_proc_kill from another thread while calls start, end and reap
+ * children: every kill gives 0 or -ESRCH, every call its answer or
+ * -ECHILD, and a process of ours in a group of its own, which the
+ * children's group kills must never reach, lives on. */
+static void kill_race(int mode)
+{
+    pid_t bystander = fork();
+    CHECK(bystander >= 0);
+    if (bystander == 0) {
+        setpgid(0, 0);
+        for (;;)
+            pause();
+    }
+    setpgid(bystander, bystander);
+    weft_proc_opts o = {.mode = mode};
+    struct racer k = {0};
+    CHECK_ERR(weft_proc_new(&k.p, &o), 0);
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, kill_loop, &k, NULL), 0);
+    long n = test_scale(mode == WEFT_PROC_FORK ? 200 : 50), answered = 0;
+    for (long i = 0; i < n; i++) {
+        int64_t pid = 0;
+        ssize_t r = weft_proc_call(k.p, "pid", NULL, 0, &pid, sizeof pid, weft_after(WEFT_SEC(30)));
+        CHECK(r == (ssize_t)sizeof pid || r == -ECHILD);
+        answered += r > 0;
+    }
+    atomic_store(&k.done, 1);
+    CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    CHECK_ERR(weft_proc_free(k.p), 0);
+    CHECK_EQ(kill(bystander, 0), 0);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    CHECK_EQ(waitid(P_PID, (id_t)bystander, &si, WEXITED | WNOHANG), 0);
+    CHECK_EQ(si.si_pid, 0); /* not dead either */
+    CHECK_EQ(kill(bystander, SIGKILL), 0);
+    CHECK_EQ(waitpid(bystander, NULL, 0), bystander);
+    CHECK(!pt_has_children());
+    printf("kill race (%s): %ld calls answered, %ld kills\n", mode ? "exec" : "fork", answered,
+           k.kills);
+}
+
 int main(void)
 {
     one_mode(WEFT_PROC_FORK);
     one_mode(WEFT_PROC_EXEC);
+    kill_race(WEFT_PROC_FORK);
+    kill_race(WEFT_PROC_EXEC);
     printf("ok\n");
     return 0;
 }

@@ -1,9 +1,8 @@
 /*
- * t_proc_leak.c - 1,000 spawn/free cycles (fork mode; a tenth of that in
- * exec mode, whose children start slower) leave the parent's open fds,
- * its mappings and its children as they were: no leaked fd, mapping or
- * zombie, whether the child was freed idle, after a crash or after a
- * deadline kill.
+ * t_proc_leak.c - 1,000 spawn/free cycles in each mode, fork and exec
+ * (times WEFT_TEST_SCALE), leave the parent's open fds, its mappings and
+ * its children as they were: no leaked fd, mapping or zombie, whether the
+ * child was freed idle, after a crash or after a deadline kill.
  */
 #include "proctest.h"
 
@@ -64,7 +63,7 @@ static void *run(void *arg)
     cycles(WEFT_PROC_EXEC, 4);
     int fds = pt_count_fds(), maps = count_maps();
     cycles(WEFT_PROC_FORK, test_scale(1000));
-    cycles(WEFT_PROC_EXEC, test_scale(100));
+    cycles(WEFT_PROC_EXEC, test_scale(1000));
     CHECK_EQ(pt_count_fds(), fds);
     CHECK(!pt_has_children());
     int now = count_maps();

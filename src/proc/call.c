@@ -2,8 +2,9 @@
  * call.c - the parent's side of a proc: making and freeing one, a call and
  * the callbacks it serves, and how a call ends when the child must die.
  *
- * A call chain. weft_proc_call takes the proc's call lock (a weft mutex:
- * other callers park on it, bounded by their deadlines), names itself the
+ * A call chain. weft_proc_call takes the proc's call lock (a weft mutex,
+ * taken only by trylock; other callers park on lock_seq, bounded by their
+ * deadlines and cut short by a stop: see take_call_lock), names itself the
  * chain's driver (chain_key, weft__self_key), sends CALL and reads what
  * comes back. A CALLBACK is served right there: on the caller itself when
  * it is a weft thread, else on a weft thread spawned for it and joined, so
@@ -24,13 +25,22 @@
  *
  * How a call fails (fail_chain, the one exit for every failure). Whatever
  * ends the wait other than progress, the deadline (-ETIMEDOUT), the
- * child's death (-ECHILD), a broken protocol (-EPROTO), or any error
- * weft_fdwait returns (a stop of the caller: -ECANCELED), the child's
+ * child's death (-ECHILD), a broken protocol (-EPROTO: a bad message, or
+ * an impossible ring index, which the ring code refuses before it copies
+ * anything; proc.h says why the parent trusts nothing the child can
+ * write), or any error weft_fdwait returns (a stop of the caller:
+ * -ECANCELED), the child's
  * process group is killed and reaped there and then, and the error is
  * kept in broken, so every outer level of a nested chain unwinds with it
  * instead of talking to a dead child. The next top-level call starts a
  * fresh child. A CALL that the child never began (it had died before:
  * nothing of the message was consumed) is sent once more to a fresh child.
+ *
+ * Stops. A stopped caller fails with -ECANCELED before it takes the lock
+ * or starts a child (a stop that comes while it waits for the lock ends
+ * that wait too), and a stop during its call kills the child (above). A
+ * stopped thread's nested call, from a callback, ends the chain the same
+ * way, so the outer levels unwind with -ECANCELED.
  *
  * Rejected: a pool of children serving calls in parallel (a child per
  * caller is what a second weft_proc_t is for, and a pool would make the
@@ -70,6 +80,18 @@ static bool child_gone(struct weft_proc *p)
     return p->pidfd < 0 || poll(&pf, 1, 0) != 0;
 }
 
+/* Kills the child's process group and reaps the child. Also for a child
+ * that died by itself: whatever it started in its group must not outlive
+ * it, and until the reap the group's number is still its own (spawn.c).
+ * The call-lock holder or free only. */
+static void end_child(struct weft_proc *p)
+{
+    ilock(&p->mu);
+    weft__proc_signal(p);
+    iunlock(&p->mu);
+    weft__proc_reap(p);
+}
+
 /* Kills and reaps the child and remembers why (see top). Every failure of
  * a chain ends here; the stop integration point: an -ECANCELED from
  * weft_fdwait arrives as err. */
@@ -77,10 +99,7 @@ static int fail_chain(struct weft_proc *p, int err)
 {
     if (!p->broken)
         p->broken = err;
-    ilock(&p->mu);
-    weft__proc_signal(p);
-    iunlock(&p->mu);
-    weft__proc_reap(p);
+    end_child(p);
     return p->broken;
 }
 
@@ -177,10 +196,23 @@ static void *cb_thread(void *arg)
     return NULL;
 }
 
+/* A failure of the channel that no wait reported (the ring code's
+ * -EPROTO) ends the chain like any other; one that a wait reported has
+ * been through fail_chain already. */
+static int chan_failed(struct weft_proc *p, int r)
+{
+    return r < 0 && !p->broken ? fail_chain(p, r) : r;
+}
+
 static int send_msg(struct weft_proc *p, struct msg *m, const char *name, const void *data)
 {
     struct iovec iov[3] = {{m, sizeof *m}, {(void *)name, m->name_len}, {(void *)data, m->len}};
-    return weft__ring_write(&p->end, iov, 3);
+    return chan_failed(p, weft__ring_write(&p->end, iov, 3));
+}
+
+static int recv_bytes(struct weft_proc *p, void *dst, size_t len)
+{
+    return chan_failed(p, weft__ring_read(&p->end, dst, len));
 }
 
 /* Serves one CALLBACK whose header is m; sends its CB_RETURN. */
@@ -189,7 +221,7 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     char name[WEFT_PROC_NAME_MAX + 1];
     if (m->name_len > WEFT_PROC_NAME_MAX)
         return fail_chain(p, -EPROTO);
-    int r = weft__ring_read(&p->end, name, m->name_len);
+    int r = recv_bytes(p, name, m->name_len);
     if (r < 0)
         return r;
     name[m->name_len] = 0;
@@ -202,9 +234,9 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     ssize_t result;
     if ((m->len && !in) || (m->cap && !out)) {
         result = -ENOMEM;
-        r = weft__ring_read(&p->end, NULL, m->len);
+        r = recv_bytes(p, NULL, m->len);
     } else {
-        r = weft__ring_read(&p->end, in, m->len);
+        r = recv_bytes(p, in, m->len);
         result = -ENOENT;
     }
     if (r == 0 && cb) {
@@ -237,6 +269,57 @@ static int serve_callback(struct weft_proc *p, const struct msg *m)
     return r;
 }
 
+/* ---- the call lock --------------------------------------------------------- */
+
+/*
+ * A caller waiting for another's call is not cleaning up after a stop, so
+ * a stop must end its wait, also an untimed one; weft_mutex_lock keeps
+ * working for stopped threads (weft_stop(3)), so the waiting is ours: a
+ * waiter reads lock_seq, tries the mutex, and parks on lock_seq (a
+ * stop-aware park) unless lock_seq changed; every release bumps lock_seq
+ * after the unlock and wakes the parked callers. No wake-up is lost:
+ *
+ *   waiter                              releaser
+ *   seq = lock_seq                      unlock
+ *   trylock fails                       lock_seq++          (seq_cst)
+ *   lock_waiters++          (seq_cst)   if (lock_waiters)   (seq_cst)
+ *   lock_seq == seq?        (seq_cst)       unpark all
+ *   park while lock_seq == seq (checked under the bucket lock)
+ *
+ * If the releaser reads lock_waiters before the waiter's increment, the
+ * waiter's later load sees the bump and it tries again; otherwise the
+ * releaser unparks, and the parking lot orders that against the waiter's
+ * check. A trylock that fails saw the lock held, by a holder whose release
+ * bumps lock_seq after seq was read. All waiters are woken (few callers
+ * queue on one proc), so none is left behind by one that timed out.
+ */
+static int take_call_lock(struct weft_proc *p, int64_t deadline)
+{
+    for (;;) {
+        uint32_t seq = load_seq(&p->lock_seq);
+        if (weft_mutex_trylock(&p->call_lock) == 0)
+            return 0;
+        fetch_add_seq(&p->lock_waiters, 1);
+        int r = load_seq(&p->lock_seq) != seq ? -EAGAIN
+                                               : weft__park(&p->lock_seq, seq, deadline, true);
+        __atomic_fetch_sub(&p->lock_waiters, 1, __ATOMIC_RELAXED);
+        if (r == -ETIMEDOUT || r == -ECANCELED) {
+            /* As a timed lock does: what became free meanwhile is taken. */
+            if (weft_mutex_trylock(&p->call_lock) == 0)
+                return 0;
+            return r;
+        }
+    }
+}
+
+static void release_call_lock(struct weft_proc *p)
+{
+    weft_mutex_unlock(&p->call_lock);
+    fetch_add_seq(&p->lock_seq, 1);
+    if (load_seq(&p->lock_waiters))
+        weft_unpark(&p->lock_seq, -1);
+}
+
 /* ---- a call -------------------------------------------------------------- */
 
 /* Sends CALL and reads until its RETURN, serving callbacks; the caller
@@ -246,19 +329,21 @@ static ssize_t drive(struct weft_proc *p, const char *entry, const void *in, siz
 {
     struct msg m = {.type = MSG_CALL, .name_len = (uint32_t)strlen(entry), .len = in_len,
                     .cap = out_cap};
-    uint64_t start = p->r->req.tail;
+    uint64_t start = p->end.out_tail;
     int r = send_msg(p, &m, entry, in);
     for (;;) {
         if (r == 0)
-            r = weft__ring_read(&p->end, &m, sizeof m);
+            r = recv_bytes(p, &m, sizeof m);
         if (r < 0) {
+            /* The child's head, only compared: a wrong one costs at most
+             * the one resend to a fresh child. */
             *undelivered = load_acquire(&p->r->req.head) == start;
             return r;
         }
         if (m.type == MSG_RETURN) {
             if (m.len > out_cap || m.name_len || (m.status >= 0 && (uint64_t)m.status != m.len))
                 return fail_chain(p, -EPROTO);
-            r = weft__ring_read(&p->end, out, m.len);
+            r = recv_bytes(p, out, m.len);
             return r < 0 ? r : m.status;
         }
         if (m.type != MSG_CALLBACK)
@@ -275,13 +360,20 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
         return -EINVAL;
     uintptr_t me = weft__self_key();
     bool nested = load_relaxed(&p->chain_key) == me;
+    bool stopped = weft__stop_self() & ST_STOP;
     if (nested) {
         /* From a callback of the chain's own call (see top). */
         if (p->depth >= PROC_DEPTH_MAX)
             return -ELOOP;
         if (p->broken)
             return p->broken;
+        if (stopped)
+            return fail_chain(p, -ECANCELED); /* the outer levels unwind too */
+        /* The earlier of the two: the outer call's deadline still bounds
+         * everything done on its behalf, this call included. */
         int64_t saved = p->deadline;
+        if (saved >= 0 && (deadline < 0 || saved < deadline))
+            deadline = saved;
         p->deadline = deadline;
         p->depth++;
         bool undelivered;
@@ -290,17 +382,22 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
         p->deadline = saved;
         return n;
     }
-    int r = deadline < 0 ? weft_mutex_lock(&p->call_lock)
-                         : weft_mutex_timedlock(&p->call_lock, deadline);
+    if (stopped)
+        return -ECANCELED; /* no lock taken, no child started (see top) */
+    int r = take_call_lock(p, deadline);
     if (r < 0)
         return r;
+    if (weft__stop_self() & ST_STOP) { /* stopped as it got the lock */
+        release_call_lock(p);
+        return -ECANCELED;
+    }
     store_relaxed(&p->chain_key, me);
     p->deadline = deadline;
     ssize_t n = 0;
     for (int tries = 0; tries < 2; tries++) {
         p->broken = 0;
         if (p->alive && child_gone(p)) /* died since the last call */
-            weft__proc_reap(p);
+            end_child(p);
         if (!p->alive && (n = weft__proc_spawn(p)) < 0)
             break;
         bool undelivered = false;
@@ -310,7 +407,7 @@ ssize_t weft_proc_call(weft_proc_t *p, const char *entry, const void *in, size_t
     }
     p->broken = 0;
     store_relaxed(&p->chain_key, 0);
-    weft_mutex_unlock(&p->call_lock);
+    release_call_lock(p);
     return n;
 }
 
@@ -376,20 +473,20 @@ static int make_region(struct weft_proc *p, const weft_proc_opts *o)
     if (m == MAP_FAILED)
         return -weft__errno_get();
     p->r = m;
-    p->r->magic = REGION_MAGIC;
-    p->r->size = p->map_size;
-    p->r->ring_size = ring;
-    p->r->shared_off = REGION_RINGS_OFF + 2 * ring;
-    p->r->shared_size = o->shared_size;
-    p->r->nkeep = o->nkeep_fds;
+    /* The parent's own copies (proc.h): the region gets them at each
+     * start (spawn.c), and nothing here reads them back from it. */
+    p->ring_size = ring;
+    p->shared_off = REGION_RINGS_OFF + 2 * ring;
+    p->shared_size = o->shared_size;
+    p->cfg.nkeep = o->nkeep_fds;
     for (int i = 0; i < o->nkeep_fds; i++)
-        p->r->keep[i] = o->keep_fds[i];
-    p->r->limit_as = o->limit_as;
-    p->r->limit_cpu = o->limit_cpu;
-    p->r->limit_nofile = o->limit_nofile;
-    p->r->ndeny = o->nseccomp_deny;
+        p->cfg.keep[i] = o->keep_fds[i];
+    p->cfg.limit_as = o->limit_as;
+    p->cfg.limit_cpu = o->limit_cpu;
+    p->cfg.limit_nofile = o->limit_nofile;
+    p->cfg.ndeny = o->nseccomp_deny;
     for (int i = 0; i < o->nseccomp_deny; i++)
-        p->r->deny[i] = o->seccomp_deny[i];
+        p->cfg.deny[i] = o->seccomp_deny[i];
     return 0;
 }
 
@@ -428,10 +525,10 @@ int weft_proc_new(weft_proc_t **pp, const weft_proc_opts *opts)
         r = -weft__errno_get();
         goto fail;
     }
-    p->r->efd = p->efd;
+    p->cfg.efd = p->efd;
     p->end = (struct end){.r = p->r, .in = &p->r->resp, .out = &p->r->req,
-                          .in_base = resp_base(p->r), .out_base = req_base(p->r),
-                          .wait = parent_wait, .kick = parent_kick};
+                          .in_base = resp_base(p->r, p->ring_size), .out_base = req_base(p->r),
+                          .size = p->ring_size, .wait = parent_wait, .kick = parent_kick};
     *pp = p;
     return 0;
 fail:
@@ -442,8 +539,8 @@ fail:
 void *weft_proc_shared(weft_proc_t *p, size_t *size)
 {
     if (size)
-        *size = p && p->r->shared_size ? p->r->shared_size : 0;
-    return p && p->r->shared_size ? (char *)p->r + p->r->shared_off : NULL;
+        *size = p ? p->shared_size : 0;
+    return p && p->shared_size ? (char *)p->r + p->shared_off : NULL;
 }
 
 int weft_proc_kill(weft_proc_t *p)
@@ -462,7 +559,7 @@ int weft_proc_kill(weft_proc_t *p)
     if (weft_mutex_trylock(&p->call_lock) == 0) {
         if (p->alive)
             weft__proc_reap(p);
-        weft_mutex_unlock(&p->call_lock);
+        release_call_lock(p); /* a caller may have queued meanwhile */
     }
     return 0;
 }
@@ -484,13 +581,9 @@ int weft_proc_free(weft_proc_t *p)
         return 0;
     if (weft_mutex_trylock(&p->call_lock) < 0)
         return -EBUSY;
-    if (p->alive) {
-        ilock(&p->mu);
-        weft__proc_signal(p);
-        iunlock(&p->mu);
-        weft__proc_reap(p);
-    }
-    weft_mutex_unlock(&p->call_lock);
+    if (p->alive)
+        end_child(p);
+    weft_mutex_unlock(&p->call_lock); /* a caller still queued would use p after free */
     proc_destroy(p);
     return 0;
 }

@@ -54,6 +54,7 @@
 
 #define SPIN_NS 10000
 #define SPIN_HOT_NS 2000
+#define X32_SYSCALL_BIT 0x40000000u /* the kernel's __X32_SYSCALL_BIT */
 #define KEEP_BUF (1u << 20)
 #define STARTUP_MAX 256
 
@@ -75,6 +76,7 @@ static struct {
     struct end end;
     struct region *r;
     int efd;
+    uint64_t shared_off, shared_size; /* checked copies of the header's */
     struct bufs bufs[PROC_DEPTH_MAX + 2];
 } child;
 
@@ -174,7 +176,17 @@ static int cmp_int(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-static int install_seccomp(struct region *r)
+/*
+ * The filter: a call of another architecture's ABI kills the child (its
+ * numbers mean other calls, so no deny list could hold); so does an x32
+ * call on x86-64. x32 shares the x86-64 audit architecture and marks its
+ * calls with bit 30 of the number (__X32_SYSCALL_BIT), and the kernel
+ * runs most of them as the x86-64 call of the low bits, so without this
+ * test getppid | 0x40000000 would get past a deny list naming getppid (on
+ * a kernel built with x32). No program of ours makes x32 calls. Then each
+ * denied number fails with EPERM, and the rest are allowed.
+ */
+static int install_seccomp(const struct child_cfg *c)
 {
 #if defined(__x86_64__)
     const uint32_t arch = AUDIT_ARCH_X86_64;
@@ -183,7 +195,7 @@ static int install_seccomp(struct region *r)
 #else
     return -ENOSYS;
 #endif
-    struct sock_filter f[4 + 2 * PROC_DENY_MAX + 1];
+    struct sock_filter f[6 + 2 * PROC_DENY_MAX + 1];
     int n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, arch));
@@ -191,8 +203,12 @@ static int install_seccomp(struct region *r)
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                                           offsetof(struct seccomp_data, nr));
-    for (int i = 0; i < r->ndeny; i++) {
-        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)r->deny[i], 0, 1);
+#if defined(__x86_64__)
+    f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, X32_SYSCALL_BIT, 0, 1);
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+#endif
+    for (int i = 0; i < c->ndeny; i++) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)c->deny[i], 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
     }
     f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
@@ -205,12 +221,16 @@ static int install_seccomp(struct region *r)
 
 int weft__proc_child_setup(struct region *r)
 {
+    /* One copy, its counts checked: the region is writable by others. */
+    struct child_cfg c = r->cfg;
+    if (c.nkeep < 0 || c.nkeep > PROC_KEEP_MAX || c.ndeny < 0 || c.ndeny > PROC_DENY_MAX)
+        return -EPROTO;
     /* Every fd but 0-2, the doorbell and the keep list goes. */
     int keep[PROC_KEEP_MAX + 1];
     int n = 0;
-    keep[n++] = r->efd;
-    for (int i = 0; i < r->nkeep && i < PROC_KEEP_MAX; i++)
-        keep[n++] = r->keep[i];
+    keep[n++] = c.efd;
+    for (int i = 0; i < c.nkeep; i++)
+        keep[n++] = c.keep[i];
     qsort(keep, (size_t)n, sizeof *keep, cmp_int);
     int lo = 3;
     for (int i = 0; i < n; i++) {
@@ -222,8 +242,8 @@ int weft__proc_child_setup(struct region *r)
     close_from(lo, INT32_MAX);
 
     struct { int res; uint64_t v; int extra; } lim[] = {
-        {RLIMIT_AS, r->limit_as, 0}, {RLIMIT_CPU, r->limit_cpu, 1},
-        {RLIMIT_NOFILE, r->limit_nofile, 0}};
+        {RLIMIT_AS, c.limit_as, 0}, {RLIMIT_CPU, c.limit_cpu, 1},
+        {RLIMIT_NOFILE, c.limit_nofile, 0}};
     for (size_t i = 0; i < sizeof lim / sizeof *lim; i++) {
         if (!lim[i].v)
             continue;
@@ -232,8 +252,8 @@ int weft__proc_child_setup(struct region *r)
         if (setrlimit(lim[i].res, &rl) < 0)
             return -errno;
     }
-    if (r->ndeny > 0)
-        return install_seccomp(r);
+    if (c.ndeny > 0)
+        return install_seccomp(&c);
     return 0;
 }
 
@@ -354,12 +374,32 @@ static void serve_call(const struct msg *m, int depth)
     shrink(&b->out, &b->out_cap);
 }
 
+/* The header, read once and checked, so a region scribbled between two
+ * children (proc.h) cannot send this one's copies outside the mapping. */
+static bool header_ok(struct region *r, uint64_t *ring, uint64_t *shared_off,
+                      uint64_t *shared_size)
+{
+    uint64_t size = load_relaxed(&r->size), rs = load_relaxed(&r->ring_size);
+    uint64_t off = load_relaxed(&r->shared_off), ss = load_relaxed(&r->shared_size);
+    if (load_relaxed(&r->magic) != REGION_MAGIC || rs < 4096 || rs > ((uint64_t)1 << 30) ||
+        (rs & (rs - 1)) || off != REGION_RINGS_OFF + 2 * rs || off > size || ss > size - off)
+        return false;
+    *ring = rs;
+    *shared_off = off;
+    *shared_size = ss;
+    return true;
+}
+
 _Noreturn void weft__proc_child_serve(struct region *r, int efd)
 {
+    uint64_t ring;
+    if (!header_ok(r, &ring, &child.shared_off, &child.shared_size))
+        _exit(124);
     child.r = r;
     child.efd = efd;
     child.end = (struct end){.r = r, .in = &r->req, .out = &r->resp, .in_base = req_base(r),
-                             .out_base = resp_base(r), .wait = child_wait, .kick = child_kick};
+                             .out_base = resp_base(r, ring), .size = ring,
+                             .wait = child_wait, .kick = child_kick};
     for (;;) {
         struct msg m;
         if (weft__ring_read(&child.end, &m, sizeof m) < 0 || m.type != MSG_CALL)
@@ -398,8 +438,8 @@ void *weft_proc_ctx_shared(weft_proc_ctx_t *ctx, size_t *size)
 {
     struct region *r = ctx ? ctx->r : NULL;
     if (size)
-        *size = r ? r->shared_size : 0;
-    return r && r->shared_size ? (char *)r + r->shared_off : NULL;
+        *size = r ? child.shared_size : 0;
+    return r && child.shared_size ? (char *)r + child.shared_off : NULL;
 }
 
 /* ---- an exec'd image taking over --------------------------------------------- */

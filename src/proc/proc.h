@@ -23,6 +23,21 @@
  * message, which the parent throws away with the child (it resets the
  * indices before it starts the next one).
  *
+ * The parent trusts nothing in the region. The child, or anything it
+ * started that still maps the region, can write every byte of it, and a
+ * bad value read back must never make the parent write outside the
+ * region or read a size it did not choose. So the sizes and offsets
+ * (ring_size, shared_off, shared_size) and the child's configuration are
+ * the parent's private copies, written into the region afresh before each
+ * child starts and never read back by the parent; each end keeps its own
+ * indices (the head it consumes at, the tail it produces at) privately
+ * and only publishes them; and the indices the other side writes are
+ * checked at every read (ring.c): 0 <= tail - head <= ring size, on both
+ * rings. A check that fails is -EPROTO, and the parent kills the child
+ * (call.c). The child checks the header once when it starts (child.c), so
+ * a region scribbled between two children cannot make it misbehave
+ * either.
+ *
  * A message is a struct msg, then name_len bytes of name, then len bytes
  * of payload. The conversation is strictly alternating: at any moment one
  * side writes one message and the other reads it, so the two rings never
@@ -78,6 +93,21 @@ struct ring {
     char pad1[56];
 };
 
+/* What the child is to do at its start, apart from the sizes: the parent
+ * keeps the real one (struct weft_proc.cfg) and copies it into the region
+ * before each start; the child takes one copy and checks its counts. */
+struct child_cfg {
+    int32_t efd;            /* the parent's doorbell eventfd, in the child */
+    int32_t nkeep;
+    int32_t keep[PROC_KEEP_MAX];
+    uint64_t limit_as, limit_cpu, limit_nofile;
+    int32_t ndeny;
+    int32_t deny[PROC_DENY_MAX];
+};
+
+/* Every field is written by the parent before a child starts; the child
+ * may write any of them afterwards (see top): the parent reads back only
+ * the indices the child owns (checked) and the doorbell flags. */
 struct region {
     uint64_t magic;
     uint64_t size;          /* of the whole mapping */
@@ -95,44 +125,49 @@ struct region {
 
     /* The child's configuration, written by the parent before each start
      * (exec mode reads it after exec; fork mode has it in memory too). */
-    int32_t efd;            /* the parent's doorbell eventfd, in the child */
-    int32_t nkeep;
-    int32_t keep[PROC_KEEP_MAX];
-    uint64_t limit_as, limit_cpu, limit_nofile;
-    int32_t ndeny;
-    int32_t deny[PROC_DENY_MAX];
+    struct child_cfg cfg;
     uint32_t nexpected;     /* startup entries the child waits for (child.c) */
     uint32_t names_len;     /* bytes of NUL-separated names at REGION_NAMES_OFF */
 };
 
 _Static_assert(sizeof(struct region) <= REGION_NAMES_OFF, "struct region fits its page");
 
+/* The rings' bytes, given the ring size (never read from the region by
+ * the parent: see top). */
 static inline char *req_base(struct region *r) { return (char *)r + REGION_RINGS_OFF; }
-static inline char *resp_base(struct region *r)
+static inline char *resp_base(struct region *r, uint64_t ring_size)
 {
-    return (char *)r + REGION_RINGS_OFF + r->ring_size;
+    return (char *)r + REGION_RINGS_OFF + ring_size;
 }
 
 /*
  * One end of the channel, in one process. wait(e) blocks until the other
  * side may have made progress (returns 0) or the end fails (a negative
  * errno: the parent's deadline, the child's death, ...). kick(e) rings the
- * other side if it sleeps. The ring operations below call them.
+ * other side if it sleeps. The ring operations below call them. Every
+ * field is this process's own: the region is only where the indices are
+ * published.
  */
 struct end {
     struct region *r;
     struct ring *in, *out; /* the ring this end reads, and writes */
     char *in_base, *out_base;
+    uint64_t size;         /* of each ring, a power of two */
+    uint64_t in_head;      /* bytes consumed from in; published in in->head */
+    uint64_t out_tail;     /* bytes produced into out; published in out->tail */
     int (*wait)(struct end *e, bool (*ready)(struct end *e, void *arg), void *arg);
     void (*kick)(struct end *e);
 };
 
-/* Writes the n pieces as one stream of bytes; 0 or the wait's error. */
+/* Writes the n pieces as one stream of bytes; 0, the wait's error, or
+ * -EPROTO when the other side's index is impossible (see top). */
 int weft__ring_write(struct end *e, const struct iovec *iov, int n);
-/* Reads exactly len bytes into dst (NULL: discards them). */
+/* Reads exactly len bytes into dst (NULL: discards them); 0, the wait's
+ * error, or -EPROTO as above. */
 int weft__ring_read(struct end *e, void *dst, size_t len);
-/* Resets the indices and doorbells of both rings (no child runs). */
-void weft__ring_reset(struct region *r);
+/* Resets the indices and doorbells of both rings, in the region and in
+ * e (no child runs). */
+void weft__ring_reset(struct end *e);
 
 /*
  * Adaptive spinning, for both ends: spin before sleeping only while spins
@@ -177,10 +212,13 @@ struct cb {
 };
 
 struct weft_proc {
-    /* Fixed from weft_proc_new to weft_proc_free. */
+    /* Fixed from weft_proc_new to weft_proc_free. The sizes and cfg are
+     * the parent's own copies of what the region says (see top). */
     int mode;
     struct region *r;
     size_t map_size;
+    size_t ring_size, shared_off, shared_size;
+    struct child_cfg cfg;
     int memfd;            /* exec mode: the region's memfd; fork mode: -1 */
     int efd;              /* the parent's doorbell (the child writes it) */
     int epfd;             /* epoll set of efd and the child's pidfd */
@@ -190,10 +228,14 @@ struct weft_proc {
 
     /* The call chain: one at a time (call.c). */
     weft_mutex_t call_lock;
+    uint32_t lock_seq;     /* atomic seq_cst: bumped after each release of
+                              call_lock; queued callers park on it */
+    uint32_t lock_waiters; /* atomic seq_cst: callers parked on lock_seq */
     uintptr_t chain_key;  /* atomic: the thread driving the channel, 0: none */
     int depth;            /* chain: calls nested now */
     int broken;           /* chain: the error that ended the child, 0: none */
-    int64_t deadline;     /* chain: of the innermost call */
+    int64_t deadline;     /* chain: the innermost call's, or an outer
+                             call's if earlier (call.c) */
     struct spin spin;     /* chain: adaptive spinning (above) */
 
     /* The child. pid, pidfd and alive change only under mu, and only the
@@ -233,5 +275,10 @@ void weft__sched_reset_child(void);
 void weft__park_reset_child(void);
 void weft__io_reset_child(void);
 void weft__thread_reset_child(void);
+void weft__stop_reset_child(void);
+/* Around the fork, in the forker: what the stop layer holds still so its
+ * reset in the child finds its structures whole (stop/group.c). */
+void weft__stop_fork_prepare(void);
+void weft__stop_fork_parent(void);
 
 #endif

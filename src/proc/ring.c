@@ -19,6 +19,17 @@
  *
  * The indices are 64-bit byte counts that never wrap in practice (16 EiB);
  * offsets in the ring are count & (size - 1), the size a power of two.
+ *
+ * Each end keeps the index it stores (the producer's tail, the consumer's
+ * head) in its struct end and never reads it back, and it checks the one
+ * the other process stores before using it: the bytes in flight,
+ * tail - head in unsigned arithmetic, must be at most the ring's size. An
+ * index that went backwards, jumped ahead of the other, or was scribbled
+ * outright fails that (unsigned wrap-around turns "negative" into huge),
+ * so a copy never covers more than the ring: without the check, a head
+ * ahead of tail made "space" larger than the ring and the copy ran past
+ * its end, into whatever the parent had mapped there. A failed check is
+ * -EPROTO, never a copy.
  */
 #include "proc/proc.h"
 
@@ -45,8 +56,9 @@ void weft__futex_wake_shared(uint32_t *word)
     errno = saved;
 }
 
-void weft__ring_reset(struct region *r)
+void weft__ring_reset(struct end *e)
 {
+    struct region *r = e->r;
     store_relaxed(&r->req.head, 0);
     store_relaxed(&r->req.tail, 0);
     store_relaxed(&r->resp.head, 0);
@@ -54,23 +66,27 @@ void weft__ring_reset(struct region *r)
     store_relaxed(&r->child_waiting, 0);
     store_relaxed(&r->child_bell, 0);
     store_relaxed(&r->parent_waiting, 0);
+    e->in_head = e->out_tail = 0;
 }
 
+/* The readiness tests of a wait. An impossible index reads as ready, so
+ * the caller wakes up and its check below fails the call. */
 static bool has_space(struct end *e, void *arg)
 {
     (void)arg;
     /* Pairs with the consumer's release of head. */
-    return load_acquire(&e->out->head) + e->r->ring_size != load_relaxed(&e->out->tail);
+    return e->out_tail - load_acquire(&e->out->head) != e->size;
 }
 
 static bool has_data(struct end *e, void *arg)
 {
     (void)arg;
     /* Pairs with the producer's release of tail. */
-    return load_acquire(&e->in->tail) != load_relaxed(&e->in->head);
+    return load_acquire(&e->in->tail) != e->in_head;
 }
 
-/* Copies n bytes between a flat buffer and the ring at byte count pos. */
+/* Copies n bytes (n <= size) between a flat buffer and the ring at byte
+ * count pos. */
 static void copy_in(char *base, uint64_t size, uint64_t pos, const char *src, size_t n)
 {
     if (n == 0)
@@ -95,13 +111,16 @@ static void copy_out(const char *base, uint64_t size, uint64_t pos, char *dst, s
 
 int weft__ring_write(struct end *e, const struct iovec *iov, int n)
 {
-    uint64_t size = e->r->ring_size;
+    uint64_t size = e->size;
     struct ring *rg = e->out;
-    uint64_t tail = rg->tail; /* ours alone */
+    uint64_t tail = e->out_tail;
     int i = 0;
     size_t done = 0; /* of iov[i] */
     while (i < n) {
-        uint64_t space = size - (tail - load_acquire(&rg->head)); /* pairs with read's release */
+        uint64_t used = tail - load_acquire(&rg->head); /* pairs with read's release */
+        if (used > size)
+            return -EPROTO; /* the consumer's head is impossible (see top) */
+        uint64_t space = size - used;
         if (space == 0) {
             int r = e->wait(e, has_space, NULL);
             if (r < 0)
@@ -121,6 +140,7 @@ int weft__ring_write(struct end *e, const struct iovec *iov, int n)
                 done = 0;
             }
         }
+        e->out_tail = tail;
         store_release(&rg->tail, tail); /* pairs with has_data / read's acquire */
         e->kick(e);
     }
@@ -129,14 +149,14 @@ int weft__ring_write(struct end *e, const struct iovec *iov, int n)
 
 int weft__ring_read(struct end *e, void *dst, size_t len)
 {
-    uint64_t size = e->r->ring_size;
+    uint64_t size = e->size;
     struct ring *rg = e->in;
-    uint64_t head = rg->head; /* ours alone */
+    uint64_t head = e->in_head;
     char *d = dst;
     while (len > 0) {
         uint64_t avail = load_acquire(&rg->tail) - head; /* pairs with write's release */
         if (avail > size)
-            return -EPROTO; /* only a broken peer can make it so */
+            return -EPROTO; /* the producer's tail is impossible (see top) */
         if (avail == 0) {
             int r = e->wait(e, has_data, NULL);
             if (r < 0)
@@ -149,6 +169,7 @@ int weft__ring_read(struct end *e, void *dst, size_t len)
         len -= k;
         if (d)
             d += k;
+        e->in_head = head;
         store_release(&rg->head, head); /* pairs with has_space / write's acquire */
         e->kick(e);
     }

@@ -21,8 +21,13 @@
  * queues, the poller's epoll fd, which the child shares with the parent,
  * timers, caches) is a copy frozen mid-flight. So before anything else the
  * child puts every layer back to "not started" (the *_reset_child
- * functions: sched, parking lot, io, threads); its first weft call starts a
- * fresh runtime with one worker. glibc's fork has reset malloc's and
+ * functions: sched, parking lot, io, threads and the handle table's pins,
+ * stop: the group tree mutex, every group's lock, members and counts); its
+ * first weft call starts a fresh runtime with one worker. Where a reset
+ * must walk a structure that another thread may be changing, the forker
+ * holds that structure's lock around fork (the group tree mutex: the
+ * stop layer's fork_prepare and fork_parent), so the child finds it
+ * whole. glibc's fork has reset malloc's and
  * stdio's locks; the child drops the copy of stdout's buffer so the
  * parent's pending output is not printed twice. The parent's other threads
  * are not stopped: nothing of theirs is used in the child.
@@ -33,12 +38,35 @@
  * fds made inheritable, and WEFT_PROC_CHILD=memfd,efd in the environment;
  * child.c takes over in the new image.
  *
- * Killing: SIGKILL to the process group (the pgid is the child's pid,
- * which cannot be reused while the child is unreaped, and only weft reaps
- * it) and to the pidfd. Reaping: wait for the pidfd to become readable
- * (weft_fdwait: the caller parks), then waitid(P_PIDFD). A process that
- * reaps children it does not know (waitpid(-1), SIGCHLD ignored) takes
- * this status away: weft then reports the child as ended, status unknown.
+ * Killing and reaping agree through p->mu. The child itself is signalled
+ * through its pidfd, which names that process and no other, reaped or
+ * not. Its process group can only be named by number (kill(-pid)), and
+ * that number is safe exactly while the child is unreaped: a zombie still
+ * holds its pid, so no new process or group can take it. So the reap's
+ * waitid and its clearing of p->alive happen in one critical section
+ * under mu, and weft__proc_signal, also under mu, signals the group only
+ * when alive is set and a waitid(WNOWAIT) sees the child still unreaped.
+ * Before, the reap ran waitid outside the lock and cleared alive later; a
+ * weft_proc_kill in between found alive still set and sent SIGKILL to a
+ * group number that could by then belong to someone else:
+ *
+ *   caller (reap)                 another thread (weft_proc_kill)
+ *   waitid: child reaped
+ *     (pid free; a new process
+ *      may take it as its group)
+ *                                 lock mu; alive: true
+ *                                 kill(-pid, SIGKILL)   <- a stranger's group
+ *   lock mu; alive = false
+ *
+ * With the reap under mu the kill sees either alive (the child not yet
+ * reaped: its pid is still its own) or !alive (nothing to signal).
+ *
+ * Reaping: wait for the pidfd to become readable (weft_fdwait: the caller
+ * parks; outside mu), then waitid(P_PIDFD, WNOHANG) under mu. A process
+ * that reaps children it does not know (waitpid(-1), SIGCHLD ignored)
+ * takes this status away: weft then reports the child as ended, status
+ * unknown, and it may reap the child between weft's check and its kill
+ * of the group, which no lock of ours can prevent (weft_proc(3) says so).
  */
 #include "proc/proc.h"
 #include "sync/sync.h"
@@ -90,6 +118,7 @@ static _Noreturn void fork_child(struct weft_proc *p)
     weft__park_reset_child();
     weft__io_reset_child();
     weft__thread_reset_child();
+    weft__stop_reset_child();
     /* The proc layer's own: the forker and its queue are the parent's. */
     pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
@@ -111,7 +140,6 @@ static _Noreturn void fork_child(struct weft_proc *p)
 
 static int spawn_exec(struct weft_proc *p, pid_t *pid)
 {
-    struct region *r = p->r;
     char var[64];
     snprintf(var, sizeof var, "WEFT_PROC_CHILD=%d,%d", p->memfd, p->efd);
     size_t n = 0;
@@ -134,8 +162,8 @@ static int spawn_exec(struct weft_proc *p, pid_t *pid)
     /* dup2 of a fd onto itself clears its FD_CLOEXEC (glibc 2.29+). */
     posix_spawn_file_actions_adddup2(&fa, p->memfd, p->memfd);
     posix_spawn_file_actions_adddup2(&fa, p->efd, p->efd);
-    for (int i = 0; i < r->nkeep; i++)
-        posix_spawn_file_actions_adddup2(&fa, r->keep[i], r->keep[i]);
+    for (int i = 0; i < p->cfg.nkeep; i++) /* ours: the region's may be scribbled */
+        posix_spawn_file_actions_adddup2(&fa, p->cfg.keep[i], p->cfg.keep[i]);
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
@@ -161,11 +189,14 @@ static void run_job(struct job *j)
         j->err = spawn_exec(p, &j->pid);
         return;
     }
+    weft__stop_fork_prepare();
     pid_t pid = fork();
     if (pid == 0)
         fork_child(p);
+    int e = errno;
+    weft__stop_fork_parent();
     if (pid < 0) {
-        j->err = -errno;
+        j->err = -e;
         return;
     }
     setpgid(pid, pid); /* the child does it too: whoever is first */
@@ -220,10 +251,17 @@ static int pidfd_open(pid_t pid)
 
 int weft__proc_spawn(struct weft_proc *p)
 {
+    /* Whatever the last child (or something it started) left in the
+     * region, the new one finds what the parent chose (proc.h). */
     struct region *r = p->r;
-    weft__ring_reset(r);
+    r->magic = REGION_MAGIC;
+    r->size = p->map_size;
+    r->ring_size = p->ring_size;
+    r->shared_off = p->shared_off;
+    r->shared_size = p->shared_size;
+    r->cfg = p->cfg;
+    weft__ring_reset(&p->end);
     r->parent_pid = getpid();
-    r->efd = p->efd;
     if (p->mode == WEFT_PROC_EXEC)
         weft__proc_expected(r);
 
@@ -277,42 +315,36 @@ void weft__proc_signal(struct weft_proc *p)
 {
     if (!p->alive)
         return;
-    struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
-    if (poll(&pf, 1, 0) == 0)
-        p->signalled = true; /* still running: weft is what kills it */
-    /* The group too: whatever the child started in it dies with it. */
-    kill(-p->pid, SIGKILL);
+    /* Under mu with alive set, weft has not reaped the child (see top).
+     * WNOWAIT leaves it as it is: 0 with no pid (or EAGAIN, once a reap
+     * made the pidfd non-blocking) while it runs, its pid once it is a
+     * zombie; ECHILD if somebody else reaped it. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    int w = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG | WNOWAIT);
+    bool running = (w == 0 && si.si_pid == 0) || (w < 0 && errno == EAGAIN);
+    if (running)
+        p->signalled = true; /* weft is what kills it */
+    /* The group too, whatever the child started in it, but only while
+     * the group's number is surely still the child's. */
+    if (w == 0 || running)
+        kill(-p->pid, SIGKILL);
     syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
 }
 
-void weft__proc_reap(struct weft_proc *p)
+/* Under p->mu: tries to reap the child, and if it is gone (reaped here,
+ * or by somebody else) forgets it in the same critical section (see top).
+ * Returns the pidfd to close, or -1 while the child still runs. */
+static int try_reap(struct weft_proc *p)
 {
-    if (!p->alive)
-        return;
     siginfo_t si;
-    bool known = false;
-    for (;;) {
-        memset(&si, 0, sizeof si);
-        int r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
-        if (r == 0 && si.si_pid != 0) {
-            known = true;
-            break;
-        }
-        if (r < 0 && errno != EINTR)
-            break; /* ECHILD: somebody else reaped it */
-        if (r == 0 && weft_fdwait(p->pidfd, WEFT_IN, WEFT_FOREVER) < 0) {
-            /* The wait itself was refused (the caller is being stopped):
-             * block instead. Only for a dying child, so briefly. The
-             * pidfd is non-blocking by now (weft_fdwait made it so), so
-             * waitid would say EAGAIN: poll(2) is the blocking wait. */
-            struct pollfd pf = {.fd = p->pidfd, .events = POLLIN};
-            while (poll(&pf, 1, -1) < 0 && errno == EINTR)
-                ;
-            continue;
-        }
-    }
-    epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
-    ilock(&p->mu);
+    memset(&si, 0, sizeof si);
+    int r = waitid((idtype_t)P_PIDFD, (id_t)p->pidfd, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == 0)
+        return -1; /* not yet */
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return -1; /* not yet, said by a non-blocking pidfd; or try again */
+    bool known = r == 0; /* else ECHILD: somebody else reaped it */
     int fd = p->pidfd;
     p->pidfd = -1;
     p->alive = false;
@@ -320,6 +352,31 @@ void weft__proc_reap(struct weft_proc *p)
     p->st.code = p->st.exited ? si.si_status : 0;
     p->st.signal = known && si.si_code != CLD_EXITED ? si.si_status : 0;
     p->st.killed = p->signalled;
-    iunlock(&p->mu);
+    return fd;
+}
+
+void weft__proc_reap(struct weft_proc *p)
+{
+    if (!p->alive)
+        return;
+    int pidfd = p->pidfd; /* fixed until the reap below: only we reap */
+    int fd;
+    for (;;) {
+        ilock(&p->mu);
+        fd = try_reap(p);
+        iunlock(&p->mu);
+        if (fd >= 0)
+            break;
+        if (weft_fdwait(pidfd, WEFT_IN, WEFT_FOREVER) < 0) {
+            /* The wait itself was refused (the caller is being stopped):
+             * block instead. Only for a dying child, so briefly. The
+             * pidfd is non-blocking by now (weft_fdwait made it so), so
+             * waitid would say EAGAIN: poll(2) is the blocking wait. */
+            struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
     weft_close(fd); /* weft_fdwait may have put it in the poller's table */
 }

@@ -52,6 +52,21 @@
  * A waiter's last touch is its decrement of waiters, which free waits out
  * (a waiter cannot stay parked once total is zero).
  *
+ * Fork. A proc's fork child (proc/spawn.c) has only the forking kernel
+ * thread; the parent's threads, the members of every group, are not
+ * there, and a group lock or the tree mutex may have been held by one of
+ * them at the fork. So the forker holds the tree mutex around fork
+ * (weft__stop_fork_prepare, weft__stop_fork_parent): the tree's shape, the
+ * list of all groups and every group's stop flags are whole in the child,
+ * since each changes only under that mutex. The child then
+ * (weft__stop_reset_child) makes the tree mutex and each group's lock
+ * new, and each group empty: no members, a total of zero, no waiters. A
+ * group the child got from the parent's memory then works there like any
+ * other, its stop flags kept. The list of all groups exists for this
+ * alone: one more link per group, set in weft_group_new and cleared in
+ * weft_group_free under the tree mutex, which both took anyway (a
+ * top-level group's new now takes it too).
+ *
  * Rejected: a per-group count of every descendant thread (every ancestor
  * touched at each spawn and exit); a global lock for membership (spawns
  * and exits of unrelated groups would contend); reference counts on groups
@@ -64,6 +79,7 @@
 #include <stdlib.h>
 
 weft_mutex_t weft__group_tree = WEFT_MUTEX_INIT;
+static struct weft_group *all_groups; /* tree mutex: see Fork, above */
 
 #define REACHED_ZERO 1
 
@@ -137,18 +153,23 @@ int weft_group_new(weft_group_t **out, weft_group_t *parent)
     g->lock = (struct ilock)ILOCK_INIT;
     g->members.next = g->members.prev = &g->members;
     g->parent = parent;
+    weft_mutex_lock(&weft__group_tree);
+    g->all_next = all_groups;
+    if (g->all_next)
+        g->all_next->all_link = &g->all_next;
+    g->all_link = &all_groups;
+    all_groups = g;
     if (parent) {
         /* Under the tree mutex no stop walk runs, so the parent's flags
          * are final for now, and a later walk will find g. */
-        weft_mutex_lock(&weft__group_tree);
         g->stop = parent->stop; /* a subgroup of a stopped group is stopped */
         g->sibling = parent->child;
         if (g->sibling)
             g->sibling->link = &g->sibling;
         g->link = &parent->child;
         parent->child = g;
-        weft_mutex_unlock(&weft__group_tree);
     }
+    weft_mutex_unlock(&weft__group_tree);
     *out = g;
     return 0;
 }
@@ -222,7 +243,34 @@ int weft_group_free(weft_group_t *g)
         if (g->sibling)
             g->sibling->link = g->link;
     }
+    *g->all_link = g->all_next;
+    if (g->all_next)
+        g->all_next->all_link = g->all_link;
     weft_mutex_unlock(&weft__group_tree);
     free(g);
     return 0;
+}
+
+/* The forker, just before fork: the tree and the list of all groups hold
+ * still until weft__stop_fork_parent (see Fork, at the top). */
+void weft__stop_fork_prepare(void)
+{
+    weft_mutex_lock(&weft__group_tree);
+}
+
+void weft__stop_fork_parent(void)
+{
+    weft_mutex_unlock(&weft__group_tree);
+}
+
+/* The fork child, before anything else of weft's runs there (see Fork). */
+void weft__stop_reset_child(void)
+{
+    weft__group_tree = (weft_mutex_t)WEFT_MUTEX_INIT;
+    for (struct weft_group *g = all_groups; g; g = g->all_next) {
+        g->lock = (struct ilock)ILOCK_INIT;
+        g->members.next = g->members.prev = &g->members;
+        g->total = 0;
+        g->waiters = 0;
+    }
 }

@@ -36,12 +36,17 @@ struct weft_group {
     struct weft_group **link;   /* tree mutex: what points at this group
                                    (parent->child or the previous
                                    sibling's sibling); NULL at top level */
+    struct weft_group *all_next; /* tree mutex: every group, for a fork */
+    struct weft_group **all_link; /* tree mutex: what points at this group
+                                   in that list */
 };
 
 /* The tree mutex: held by weft_group_new, weft_group_free and the stop
  * walk, so the shape of the tree and every group's stop flags hold still
- * for each of them. A weft mutex, not an internal lock: the walk may take
- * milliseconds, and an untimed lock keeps working for stopped threads. */
+ * for each of them; and by a proc's forker around fork, so a fork child
+ * finds the tree and the list of all groups whole (group.c). A weft mutex,
+ * not an internal lock: the walk may take milliseconds, and an untimed
+ * lock keeps working for stopped threads. */
 extern weft_mutex_t weft__group_tree WEFT_HIDDEN;
 
 static inline struct uthread *member_of(struct glink *n)

@@ -91,12 +91,17 @@ int weft__slot_alloc(struct uthread *ut)
 
 /* A fork child: the lock may be held by a thread that does not exist
  * here, and the free list may be mid-update; drop it (those slots leak in
- * the child). Slots handed out so far keep their descriptors. */
+ * the child). Slots handed out so far keep their descriptors. A weft_stop
+ * running in another thread at the fork left its pin counted, and no
+ * thread here will ever release it: the child's first slot free would
+ * wait for pins to drain for ever. No pinner exists in the child, so the
+ * count is zero. */
 void weft__slot_reset_child(void)
 {
     lock = (struct ilock)ILOCK_INIT;
     free_slots = NULL;
     nfree = free_cap = 0;
+    store_relaxed(&pins, 0);
 }
 
 static void wait_unpinned(void)
