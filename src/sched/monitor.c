@@ -79,12 +79,17 @@ static void *monitor_main(void *arg)
             int64_t until = earliest_timer();
             if (until >= 0)
                 until = (until > now ? until : now) + TICK_NS;
-            if (weft__cache_trim_pending() && (until < 0 || until > now + TRIM_POLL_NS))
+            bool trim = weft__cache_trim_pending();
+            if (trim && (until < 0 || until > now + TRIM_POLL_NS))
                 until = now + TRIM_POLL_NS;
             /* Published by the seq_cst store below, which a kicker reads. */
             store_relaxed(&rt->monitor_wake_at, until < 0 ? INT64_MAX : until);
             store_seq(&rt->monitor_sleeping, 1);
-            if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers)
+            /* Both read again after the flag: a worker leaving idleness,
+             * or the stack cache growing past what it keeps (cache.c,
+             * trim_due), either sees the flag or is seen here. */
+            if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers &&
+                (trim || !weft__cache_trim_pending()))
                 weft__futex_wait(&rt->monitor_word, 0, until);
             store_seq(&rt->monitor_sleeping, 0);
         } else {

@@ -58,6 +58,24 @@ static struct size_class classes[NCLASS]; /* glock */
 static long cached_total;     /* glock; atomic stores: all classes' count */
 static int64_t last_trim;     /* reaper only */
 
+/* A class just grew past CLASS_KEEP: the reaper has work. A monitor that
+ * went to sleep with nothing to trim (every worker idle) would otherwise
+ * never come back for it when the stacks arrive from a plain kernel thread
+ * joining its weft threads, which wakes no worker. The monitor reads the
+ * counts after announcing its sleep (monitor.c); this reads the flag after
+ * the count's store, both seq_cst, so one of the two sees the other. The
+ * wake is the monitor's own (weft__monitor_wake), written out here because
+ * this layer sits above the scheduler's. */
+static void trim_due(void)
+{
+    struct runtime *rt = &weft__rt;
+    fence_seq();
+    if (load_seq(&rt->monitor_sleeping)) {
+        store_relaxed(&rt->monitor_word, 1);
+        weft__futex_wake(&rt->monitor_word, 1);
+    }
+}
+
 /* The class of stack_size, or NULL. With make, one is claimed for a size
  * that has none. Called with glock held. */
 static struct size_class *class_of(size_t stack_size, bool make)
@@ -106,9 +124,12 @@ static long global_put(size_t stack_size, struct uthread **v, long n)
         }
     }
     memcpy(c->arr + c->count, v, (size_t)n * sizeof *v);
+    bool crossed = c->count <= CLASS_KEEP && c->count + n > CLASS_KEEP;
     store_relaxed(&c->count, c->count + n);
     store_relaxed(&cached_total, cached_total + n);
     iunlock(&glock);
+    if (crossed)
+        trim_due();
     return n;
 }
 
@@ -237,7 +258,7 @@ void weft__thread_reset_child(void)
 bool weft__cache_trim_pending(void)
 {
     for (int i = 0; i < NCLASS; i++)
-        if (load_relaxed(&classes[i].count) > CLASS_KEEP)
+        if (load_seq(&classes[i].count) > CLASS_KEEP) /* seq_cst: see trim_due */
             return true;
     return false;
 }
