@@ -70,6 +70,9 @@ static __attribute__((noinline)) int recurse(int depth, int yield_each)
 
 static void *deep(void *arg)
 {
+    /* The report must name this very thread: the parent reads this line. */
+    fprintf(stderr, "overflowing thread %llu\n", (unsigned long long)weft_self());
+    fflush(stderr);
     recurse(0, (int)P2U(arg));
     return NULL;
 }
@@ -219,7 +222,7 @@ static void describe(const char *what, const struct outcome *o)
                o->out);
 }
 
-static void expect_report(const char *what, int which, const char *name_part)
+static void expect_report(const char *what, int which, const char *name_part, unsigned kib)
 {
     struct outcome o = run_child(which);
     describe(what, &o);
@@ -247,16 +250,24 @@ static void expect_report(const char *what, int which, const char *name_part)
     CHECK(strstr(o.out, "weft: thread ") != NULL);
     CHECK(strstr(o.out, name_part) != NULL);
     CHECK(strstr(o.out, " stack") != NULL);
+    /* The whole line, with the thread's own id and its stack's size. */
+    const char *line = strstr(o.out, "overflowing thread ");
+    CHECK(line != NULL);
+    unsigned long long id = strtoull(line + strlen("overflowing thread "), NULL, 10);
+    CHECK(id != 0);
+    char want[160];
+    snprintf(want, sizeof want, "weft: thread %llu %s%u KiB stack", id, name_part, kib);
+    CHECK(strstr(o.out, want) != NULL);
     free(o.out);
 }
 
 int main(void)
 {
-    expect_report("16 KiB stack", 0, "'deep' overflowed its ");
-    expect_report("16 KiB stack among many parked threads", 1, "'deep' overflowed its ");
-    expect_report("default stack, no name", 2, "overflowed its ");
-    expect_report("16 KiB stack, mprotect guard", 3, "'deep' overflowed its ");
+    expect_report("16 KiB stack", 0, "'deep' overflowed its ", 16);
+    expect_report("16 KiB stack among many parked threads", 1, "'deep' overflowed its ", 16);
+    expect_report("default stack, no name", 2, "'' overflowed its ", 64);
+    expect_report("16 KiB stack, mprotect guard", 3, "'deep' overflowed its ", 16);
     expect_report("16 KiB stack among many parked threads, canary", 4,
-                  "'deep' overflowed its ");
+                  "'deep' overflowed its ", 16);
     return 0;
 }
