@@ -43,6 +43,16 @@ static ssize_t pt_pid(weft_proc_ctx_t *ctx, const void *in, size_t len, void *ou
 }
 WEFT_PROC_ENTRY("pid", pt_pid);
 
+/* Never returns: for deadlines, kills and stops to end. */
+static ssize_t pt_hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
+{
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
+    for (;;)
+        pause();
+    return 0;
+}
+WEFT_PROC_ENTRY("hang", pt_hang);
+
 /* Open fds of this process. */
 static inline int pt_count_fds(void)
 {

@@ -46,15 +46,6 @@ static ssize_t level(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out
 }
 WEFT_PROC_ENTRY("level", level);
 
-static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
-{
-    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
-    for (;;)
-        pause();
-    return 0;
-}
-WEFT_PROC_ENTRY("hang", hang);
-
 /* Child: calls back "nest_hang", whose nested call hangs. */
 static ssize_t ask_hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
 {

@@ -18,15 +18,6 @@
 #include <stdbool.h>
 #include <sys/time.h>
 
-static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
-{
-    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
-    for (;;)
-        pause();
-    return 0;
-}
-WEFT_PROC_ENTRY("hang", hang);
-
 /* Starts a grandchild in the child's process group that hangs too, and
  * tells its pid in the shared area; then hangs. */
 static ssize_t hang_with_grandchild(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out,

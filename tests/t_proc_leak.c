@@ -6,15 +6,6 @@
  */
 #include "proctest.h"
 
-static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
-{
-    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
-    for (;;)
-        pause();
-    return 0;
-}
-WEFT_PROC_ENTRY("hang", hang);
-
 static ssize_t die(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
 {
     (void)ctx, (void)in, (void)len, (void)out, (void)cap;
