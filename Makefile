@@ -22,7 +22,7 @@ TEST_TIMEOUT ?= 300
 VERSION  := 0.1.0
 SOVER    := 0
 
-WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
+WARN     := -Wall -Wextra -Werror
 BASEFLAGS := -std=gnu11 -g -fno-omit-frame-pointer -fvisibility=hidden -fPIC \
              -D_GNU_SOURCE -Iinclude -Isrc $(WARN)
 LDLIBS   := -lpthread -lm

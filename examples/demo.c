@@ -145,6 +145,7 @@ static long ticks;    /* atomic */
 
 static void *spinner(void *a)
 {
+    (void)a;
     unsigned long n = 0;
     while (!__atomic_load_n(&spin_stop, __ATOMIC_RELAXED))
         n++;
@@ -290,6 +291,7 @@ static void *pthread_wait_forever(void *a)
 
 static ssize_t add_one(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
 {
+    (void)ctx;
     long v;
     if (len != sizeof v || cap < sizeof v)
         return -EINVAL;
@@ -302,6 +304,7 @@ WEFT_PROC_ENTRY("add_one", add_one);
 
 static ssize_t crash(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
 {
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
     volatile int *nowhere = NULL;
     return *nowhere; /* SIGSEGV, in the child */
 }
@@ -309,6 +312,7 @@ WEFT_PROC_ENTRY("crash", crash);
 
 static ssize_t hang(weft_proc_ctx_t *ctx, const void *in, size_t len, void *out, size_t cap)
 {
+    (void)ctx, (void)in, (void)len, (void)out, (void)cap;
     for (;;)
         pause();
     return 0;

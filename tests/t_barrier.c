@@ -83,6 +83,7 @@ static void check_errors(void)
 
 static void *check_errors_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     return U2P(7);
 }
@@ -157,6 +158,7 @@ static uint32_t left;
 
 static void *one_of_three(void *arg)
 {
+    (void)arg;
     int r = weft_barrier_wait(&three);
     CHECK(r == 0 || r == 1);
     __atomic_fetch_add(&left, 1, __ATOMIC_SEQ_CST);
@@ -210,6 +212,7 @@ static weft_barrier_t rb;
 
 static void *reinit_member(void *arg)
 {
+    (void)arg;
     int r = weft_barrier_wait(&rb);
     CHECK(r == 0 || r == 1);
     return NULL;
@@ -268,6 +271,7 @@ static weft_barrier_t duo;
 
 static void *duo_member(void *arg)
 {
+    (void)arg;
     int r = weft_barrier_wait(&duo);
     CHECK(r == 0 || r == 1);
     return U2P(r);

@@ -187,6 +187,7 @@ static void check_timeouts(void)
 
 static void *timeouts_thread(void *arg)
 {
+    (void)arg;
     check_timeouts();
     check_try();
     return U2P(1);
@@ -371,6 +372,7 @@ static void *misuse_blocker(void *arg)
  * yields, so the free below finds it queued. */
 static void *misuse_driver(void *arg)
 {
+    (void)arg;
     weft_chan_t *c;
     CHECK_ERR(weft_chan_new(&c, sizeof(uint64_t), 0), 0);
     CHECK_ERR(weft_spawn(NULL, misuse_blocker, c, NULL), 0);

@@ -153,6 +153,7 @@ static void check_ready(void)
 
 static void *ready_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     check_ready();
     return U2P(1);
@@ -213,6 +214,7 @@ static void check_woken(void)
 
 static void *woken_thread(void *arg)
 {
+    (void)arg;
     check_woken();
     return U2P(1);
 }

@@ -91,6 +91,7 @@ static uint32_t seq_flag;
 
 static void *seq_child(void *arg)
 {
+    (void)arg;
     __atomic_store_n(&seq_flag, 1, __ATOMIC_RELEASE);
     weft_unpark(&seq_flag, 1);
     return NULL;

@@ -72,6 +72,7 @@ static void *blocked(void *arg)
 
 static void *join_self(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_join(weft_self(), NULL, WEFT_FOREVER), -EDEADLK);
     CHECK_ERR(weft_join(weft_self(), NULL, 0), -EDEADLK);
     void *r;

@@ -97,6 +97,7 @@ static weft_t target;
 
 static void *parked_target(void *arg)
 {
+    (void)arg;
     while (__atomic_load_n(&wake_word, __ATOMIC_ACQUIRE) == 0) {
         int r = weft_park(&wake_word, 0, WEFT_FOREVER);
         CHECK(r == 0 || r == -EAGAIN);
@@ -106,6 +107,7 @@ static void *parked_target(void *arg)
 
 static void *waker(void *arg)
 {
+    (void)arg;
     while (__atomic_load_n(&joiner_waiting, __ATOMIC_ACQUIRE) == 0)
         weft_park(&joiner_waiting, 0, WEFT_FOREVER);
     /* Give the pthread time to block in weft_join; correctness does not
@@ -120,6 +122,7 @@ static void *waker(void *arg)
 
 static void *pthread_joiner(void *arg)
 {
+    (void)arg;
     int64_t deadline = weft_after(WEFT_MS(10));
     CHECK_ERR(weft_join(target, NULL, deadline), -ETIMEDOUT);
     CHECK(weft_now() >= deadline);
@@ -154,12 +157,14 @@ static weft_t spawned_by_pthread;
 
 static void *pthread_spawns(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_spawn(&spawned_by_pthread, child, U2P(31), NULL), 0);
     return NULL;
 }
 
 static void *weft_joins(void *arg)
 {
+    (void)arg;
     void *r;
     CHECK_ERR(weft_join(spawned_by_pthread, &r, WEFT_FOREVER), 0);
     return r;
@@ -197,12 +202,14 @@ static void take_turns(uint32_t me)
 
 static void *pthread_side(void *arg)
 {
+    (void)arg;
     take_turns(0);
     return NULL;
 }
 
 static void *weft_side(void *arg)
 {
+    (void)arg;
     take_turns(1);
     return NULL;
 }
@@ -228,6 +235,7 @@ static uint64_t parks_woken;
 
 static void *gate_waiter(void *arg)
 {
+    (void)arg;
     __atomic_fetch_add(&arrived, 1, __ATOMIC_RELEASE);
     while (__atomic_load_n(&gate, __ATOMIC_ACQUIRE) == 0) {
         int r = weft_park(&gate, 0, WEFT_FOREVER);

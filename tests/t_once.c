@@ -114,6 +114,7 @@ static void slow_fn(void)
 
 static void *caller(void *arg)
 {
+    (void)arg;
     __atomic_fetch_add(&at_gate, 1, __ATOMIC_SEQ_CST);
     while (load(&gate) == 0) {
         int r = weft_park(&gate, 0, WEFT_FOREVER);
@@ -189,6 +190,7 @@ static void recursive_fn(void)
 
 static void *rec_first(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_once(&rec, recursive_fn), 0);
     CHECK_EQ(load(&rec_done), 1);
     return NULL;
@@ -196,6 +198,7 @@ static void *rec_first(void *arg)
 
 static void *rec_second(void *arg)
 {
+    (void)arg;
     while (load(&rec_entered) == 0)
         weft_yield();
     CHECK_ERR(weft_once(&rec, recursive_fn), 0); /* waits for rec_first's fn */
@@ -228,6 +231,7 @@ static void test_recursion(void)
 
 static void *check_errors_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     return U2P(7);
 }

@@ -81,6 +81,7 @@ static uint32_t gate, arrived;
 
 static void *parked(void *arg)
 {
+    (void)arg;
     __atomic_fetch_add(&arrived, 1, __ATOMIC_RELEASE);
     while (__atomic_load_n(&gate, __ATOMIC_ACQUIRE) == 0)
         weft_park(&gate, 0, WEFT_FOREVER);

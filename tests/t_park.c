@@ -58,6 +58,7 @@ static void check_returns(void)
 
 static void *check_returns_thread(void *arg)
 {
+    (void)arg;
     check_returns();
     return U2P(1);
 }
@@ -69,6 +70,7 @@ static uint32_t word, announced, woke;
 
 static void *waiter(void *arg)
 {
+    (void)arg;
     __atomic_fetch_add(&announced, 1, __ATOMIC_RELEASE);
     CHECK_ERR(weft_park(&word, 0, WEFT_FOREVER), 0);
     __atomic_fetch_add(&woke, 1, __ATOMIC_RELEASE);
@@ -245,6 +247,7 @@ static void join_woken(weft_t *t, int n)
 
 static void *exact_driver(void *arg)
 {
+    (void)arg;
     weft_t t[EXACT_WAITERS];
     park_waiters(t, EXACT_WAITERS, &w1);
     CHECK_ERR(weft_unpark(&w2, -1), 0);

@@ -131,6 +131,7 @@ static void check_errors(void)
 
 static void *check_errors_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     return U2P(7);
 }
@@ -141,6 +142,7 @@ static weft_rwlock_t lk;
 
 static void *vs_writer(void *arg) /* lk is write-locked by someone else */
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_unlock(&lk), -EPERM);
     CHECK_ERR(weft_rwlock_rdlock(&lk, 0), -ETIMEDOUT);
     CHECK_ERR(weft_rwlock_wrlock(&lk, 0), -ETIMEDOUT);
@@ -157,6 +159,7 @@ static void *vs_writer(void *arg) /* lk is write-locked by someone else */
 
 static void *vs_reader(void *arg) /* lk is read-locked by someone else */
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_rdlock(&lk, 0), 0);
     CHECK_ERR(weft_rwlock_unlock(&lk), 0);
     CHECK_ERR(weft_rwlock_wrlock(&lk, 0), -ETIMEDOUT);
@@ -172,6 +175,7 @@ static void *vs_reader(void *arg) /* lk is read-locked by someone else */
 
 static void *far_rdlock(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_rdlock(&lk, weft_after(WEFT_SEC(60))), 0);
     CHECK_ERR(weft_rwlock_unlock(&lk), 0);
     return NULL;
@@ -179,6 +183,7 @@ static void *far_rdlock(void *arg)
 
 static void *far_wrlock(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_wrlock(&lk, weft_after(WEFT_SEC(60))), 0);
     CHECK_ERR(weft_rwlock_unlock(&lk), 0);
     return NULL;
@@ -234,6 +239,7 @@ static uint32_t inside, most_inside;
 
 static void *sharer(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_rdlock(&lk, WEFT_FOREVER), 0);
     uint32_t n = __atomic_add_fetch(&inside, 1, __ATOMIC_SEQ_CST);
     uint32_t m = load(&most_inside);
@@ -270,6 +276,7 @@ static uint64_t reads_done, writes_done;
 
 static void *looping_reader(void *arg)
 {
+    (void)arg;
     while (!load(&stop)) {
         CHECK_ERR(weft_rwlock_rdlock(&lk, WEFT_FOREVER), 0);
         __atomic_add_fetch(&readers_in, 1, __ATOMIC_SEQ_CST);
@@ -285,6 +292,7 @@ static void *looping_reader(void *arg)
 
 static void *looping_writer(void *arg)
 {
+    (void)arg;
     while (!load(&stop)) {
         CHECK_ERR(weft_rwlock_wrlock(&lk, WEFT_FOREVER), 0);
         CHECK_EQ(load(&writer_in), 0);
@@ -300,6 +308,7 @@ static void *looping_writer(void *arg)
 
 static void *one_write(void *arg)
 {
+    (void)arg;
     while (__atomic_load_n(&reads_done, __ATOMIC_RELAXED) < 1000)
         weft_yield();
     CHECK_ERR(weft_rwlock_wrlock(&lk, WEFT_FOREVER), 0);
@@ -313,6 +322,7 @@ static void *one_write(void *arg)
 
 static void *one_read(void *arg)
 {
+    (void)arg;
     while (__atomic_load_n(&writes_done, __ATOMIC_RELAXED) < 200)
         weft_yield();
     CHECK_ERR(weft_rwlock_rdlock(&lk, WEFT_FOREVER), 0);
@@ -380,6 +390,7 @@ static void *ordered_reader(void *arg)
 
 static void *try_read(void *arg)
 {
+    (void)arg;
     return U2P(-weft_rwlock_rdlock(&lk, 0));
 }
 
@@ -391,6 +402,7 @@ static void yields(int n)
 
 static void *order_driver(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_init(&lk), 0);
     order_n = 0;
     memset(order, 0, sizeof(order));
@@ -553,6 +565,7 @@ static void test_destroy_after_write(void)
 
 static void *admitted_reader(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_rdlock(&lk, WEFT_FOREVER), 0);
     CHECK_ERR(weft_rwlock_unlock(&lk), 0);
     return U2P(1);
@@ -560,6 +573,7 @@ static void *admitted_reader(void *arg)
 
 static void *admit_then_timeout(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_rwlock_init(&lk), 0);
     CHECK_ERR(weft_rwlock_wrlock(&lk, WEFT_FOREVER), 0);
     weft_t r;

@@ -116,6 +116,7 @@ static void check_errors(void)
 
 static void *check_errors_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     return U2P(7);
 }
@@ -126,6 +127,7 @@ static weft_sem_t one;
 
 static void *timed_waiter(void *arg)
 {
+    (void)arg;
     int64_t d = weft_after(WEFT_SEC(60));
     CHECK_ERR(weft_sem_wait(&one, d), 0);
     return NULL;
@@ -133,6 +135,7 @@ static void *timed_waiter(void *arg)
 
 static void *forever_waiter(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_sem_wait(&one, WEFT_FOREVER), 0);
     return NULL;
 }
@@ -169,6 +172,7 @@ static uint32_t returned;
 
 static void *mixed_waiter(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_sem_wait(&mixed, WEFT_FOREVER), 0);
     __atomic_fetch_add(&returned, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -176,6 +180,7 @@ static void *mixed_waiter(void *arg)
 
 static void *mixed_poster(void *arg)
 {
+    (void)arg;
     /* Posts one unit at a time; exactly one more waiter returns for each. */
     for (uint32_t k = 1; k <= 2 * MIXED; k++) {
         CHECK_ERR(weft_sem_post(&mixed), 0);
@@ -218,6 +223,7 @@ static long handoffs;
 
 static void *ping_side(void *arg)
 {
+    (void)arg;
     for (long i = 0; i < handoffs; i++) {
         CHECK_ERR(weft_sem_post(&ping), 0);
         CHECK_ERR(weft_sem_wait(&pong, WEFT_FOREVER), 0);
@@ -227,6 +233,7 @@ static void *ping_side(void *arg)
 
 static void *pong_side(void *arg)
 {
+    (void)arg;
     for (long i = 0; i < handoffs; i++) {
         CHECK_ERR(weft_sem_wait(&ping, WEFT_FOREVER), 0);
         CHECK_ERR(weft_sem_post(&pong), 0);

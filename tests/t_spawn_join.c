@@ -75,11 +75,13 @@ static void *record_self(void *arg)
 /* A thread that spawns and joins a child from inside weft. */
 static void *child_self(void *arg)
 {
+    (void)arg;
     return U2P(weft_self());
 }
 
 static void *parent_of_child(void *arg)
 {
+    (void)arg;
     weft_t me = weft_self(), child;
     CHECK(me != 0);
     CHECK_ERR(weft_spawn(&child, child_self, NULL, NULL), 0);

@@ -130,6 +130,7 @@ static void check_errors(void)
 
 static void *check_errors_thread(void *arg)
 {
+    (void)arg;
     check_errors();
     return U2P(7);
 }
@@ -141,6 +142,7 @@ static uint32_t one_done;
 
 static void *far_waiter(void *arg)
 {
+    (void)arg;
     CHECK_ERR(weft_wg_wait(&one, weft_after(WEFT_SEC(60))), 0);
     CHECK_EQ(__atomic_load_n(&one_done, __ATOMIC_SEQ_CST), 1);
     return NULL;

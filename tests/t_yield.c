@@ -31,6 +31,7 @@ static long spins;
 
 static void *spinner(void *arg)
 {
+    (void)arg;
     __atomic_store_n(&spinner_started, 1, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE)) {
         spins++;
@@ -41,6 +42,7 @@ static void *spinner(void *arg)
 
 static void *setter(void *arg)
 {
+    (void)arg;
     __atomic_store_n(&flag, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -115,6 +117,7 @@ static void check_log(void)
 
 static void *driver(void *arg)
 {
+    (void)arg;
     weft_t a, b;
 
     /* The spinner must be spinning before the setter exists. */

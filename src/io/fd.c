@@ -145,12 +145,14 @@ static ssize_t try_write(int fd, const struct io_ctx *io, void *c)
 
 static ssize_t try_recv(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct buf *b = c;
     return ret(recv(fd, b->p, b->len, b->flags | MSG_DONTWAIT));
 }
 
 static ssize_t try_send(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct buf *b = c;
     return ret(send(fd, b->p, b->len, b->flags | MSG_NOSIGNAL | MSG_DONTWAIT));
 }
@@ -235,12 +237,14 @@ struct addrbuf {
 
 static ssize_t try_recvfrom(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct addrbuf *b = c;
     return ret(recvfrom(fd, b->p, b->len, b->flags | MSG_DONTWAIT, b->addr, b->addrlen));
 }
 
 static ssize_t try_sendto(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct addrbuf *b = c;
     return ret(sendto(fd, b->p, b->len, b->flags | MSG_NOSIGNAL | MSG_DONTWAIT, b->addr, b->alen));
 }
@@ -266,12 +270,14 @@ struct msg {
 
 static ssize_t try_recvmsg(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct msg *m = c;
     return ret(recvmsg(fd, m->m, m->flags | MSG_DONTWAIT));
 }
 
 static ssize_t try_sendmsg(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct msg *m = c;
     return ret(sendmsg(fd, m->m, m->flags | MSG_NOSIGNAL | MSG_DONTWAIT));
 }
@@ -290,6 +296,7 @@ ssize_t weft_sendmsg(int fd, const struct msghdr *msg, int flags, int64_t deadli
 
 static ssize_t try_accept(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     struct addrbuf *b = c;
     int s = accept4(fd, b->addr, b->addrlen, b->flags | SOCK_NONBLOCK);
     if (s < 0) {
@@ -318,6 +325,7 @@ int weft_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags, int64_
 
 static ssize_t try_poll(int fd, const struct io_ctx *io, void *c)
 {
+    (void)io; /* the tries of sockets-only calls need no fd facts */
     int *events = c;
     struct pollfd p = {.fd = fd, .events = (short)(*events | (*events & POLLIN ? POLLRDHUP : 0))};
     int n = poll(&p, 1, 0);
