@@ -12,6 +12,8 @@
  *               100 threads sleep 50 ms each while a counting thread keeps
  *               running, and each sleeper sees the count move during its
  *               own sleep
+ *   far         a sleep to weft_after(INT64_MAX) while every worker idles,
+ *               ended by a stop
  *   many        100,000 threads sleeping at once, all woken, none early
  */
 #include "check.h"
@@ -137,6 +139,30 @@ static void order_run(void *arg)
     CHECK(late <= ORDER_N / 2);
 }
 
+/* ---- far ---- */
+
+/* A deadline as far as weft_after goes (INT64_MAX) is a real timer in a
+ * worker's heap: with every worker idle the monitor sets its alarm from
+ * it (it once overflowed doing so, which UBSan reports). A stop ends the
+ * sleep. */
+static void *far_sleeper(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_sleep(weft_after(INT64_MAX));
+}
+
+static void far(void)
+{
+    weft_t t;
+    CHECK_ERR(weft_spawn(&t, far_sleeper, NULL, NULL), 0);
+    CHECK_ERR(weft_sleep(weft_after(WEFT_MS(200))), 0); /* every worker idle */
+    CHECK_ERR(weft_stop(t, 0), 0);
+    void *r;
+    CHECK_ERR(weft_join(t, &r, WEFT_FOREVER), 0);
+    CHECK_EQ((intptr_t)r, -ECANCELED);
+    printf("far: a sleep to INT64_MAX, ended by a stop: ok\n");
+}
+
 /* ---- overlap ---- */
 
 static int stop_counting;
@@ -208,6 +234,7 @@ int main(void)
     printf("order: %d sleepers on one worker woke in deadline order\n", ORDER_N);
     check_with_workers(1, overlap_run, NULL);
     after_saturates();
+    far();
     not_early();
     many();
     return 0;

@@ -27,8 +27,9 @@
  * sleeps until the next timer when every P is idle), and a worker leaving
  * idleness within a tick of that alarm does not kick. Whatever it then
  * runs is looked at a tick later at most, as it would be between two
- * ordinary ticks. Wake-ups it cannot foresee (I/O, a thread made runnable
- * by a kernel thread) still kick.
+ * ordinary ticks. A worker that wakes for anything else (I/O, a thread
+ * made runnable by a kernel thread) kicks unless the alarm is as close,
+ * which bounds the wait the same way.
  */
 #include "internal.h"
 
@@ -77,8 +78,8 @@ static void *monitor_main(void *arg)
 
         if (load_seq(&rt->nidle) == (uint32_t)rt->nworkers) {
             int64_t until = earliest_timer();
-            if (until >= 0)
-                until = (until > now ? until : now) + TICK_NS;
+            if (until >= 0) /* a tick later; saturating: weft_after gives INT64_MAX */
+                until = until > INT64_MAX - TICK_NS ? -1 : (until > now ? until : now) + TICK_NS;
             bool trim = weft__cache_trim_pending();
             if (trim && (until < 0 || until > now + TRIM_POLL_NS))
                 until = now + TRIM_POLL_NS;
