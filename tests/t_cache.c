@@ -8,12 +8,15 @@
  *               the page of its frame address)
  *   sizes       threads of 12 different sizes (more sizes than the cache
  *               keeps classes for) run correctly, then again
- *   trim        3,000 threads of one size end (skipped when WEFT_TEST_SCALE
- *               leaves too few to make a surplus); the reaper unmaps the
- *               surplus over what it keeps (1,024) once it has gone unused
- *               for a second: the test waits, up to 60 s, until at most
- *               1,024 (plus a few pages the process may have mapped again
- *               meanwhile) of their stack pages are still mapped
+ *   trim        3,000 threads of the default size end (skipped when
+ *               WEFT_TEST_SCALE leaves too few to make a surplus); the
+ *               reaper unmaps the surplus over what it keeps (1,024) once it
+ *               has gone unused for a second: the test waits, up to 60 s,
+ *               until at most 1,024 (plus a few pages the process may have
+ *               mapped again meanwhile) of their stack pages are still
+ *               mapped
+ *   unused size 300 threads of a size nobody uses afterwards: once unused
+ *               for a second its cache is emptied (all unmapped, but a few)
  *
  * No timing is asserted: trim waits for what must happen eventually.
  */
@@ -129,6 +132,19 @@ static long still_mapped(const uintptr_t *pages, long n)
     return m;
 }
 
+/* Waits, up to 60 s, until at most most of the n stack pages are still
+ * mapped; returns how many are. */
+static long wait_mapped(const uintptr_t *pages, long n, long most)
+{
+    long m = still_mapped(pages, n);
+    int64_t give_up = weft_after(WEFT_SEC(60));
+    while (m > most && weft_now() < give_up) {
+        weft_sleep(weft_after(WEFT_MS(100)));
+        m = still_mapped(pages, n);
+    }
+    return m;
+}
+
 static void trim(void)
 {
     long n = test_scale(3000);
@@ -139,15 +155,22 @@ static void trim(void)
     }
     uintptr_t *pages = malloc(sizeof *pages * (size_t)n);
     CHECK(pages != NULL);
-    batch(40 * 1024, n, pages);
-    long m = still_mapped(pages, n);
-    int64_t give_up = weft_after(WEFT_SEC(60));
-    while (m > KEEP + 16 && weft_now() < give_up) {
-        weft_sleep(weft_after(WEFT_MS(100)));
-        m = still_mapped(pages, n);
-    }
-    printf("trim: %ld of %ld cached stacks still mapped\n", m, n);
+    batch(0, n, pages); /* the default size: the cache keeps 1,024 */
+    long m = wait_mapped(pages, n, KEEP + 16);
+    printf("trim: %ld of %ld cached default-size stacks still mapped\n", m, n);
     CHECK(m <= KEEP + 16);
+    free(pages);
+}
+
+static void unused_size(void)
+{
+    long n = test_scale(300);
+    uintptr_t *pages = malloc(sizeof *pages * (size_t)n);
+    CHECK(pages != NULL);
+    batch(56 * 1024, n, pages);
+    long m = wait_mapped(pages, n, 16);
+    printf("unused size: %ld of %ld cached 56 KiB stacks still mapped\n", m, n);
+    CHECK(m <= 16);
     free(pages);
 }
 
@@ -156,5 +179,6 @@ int main(void)
     reuse();
     sizes();
     trim();
+    unused_size();
     return 0;
 }

@@ -26,12 +26,14 @@
  *
  * The reaper (weft__cache_trim, run by the monitor about once a second)
  * unmaps what each class did not need during the last second: its
- * low-water mark since the previous trim, less CLASS_KEEP. A program that
- * churns through a burst of threads again and again keeps its stacks; one
- * that had a burst once gets the memory back. Unmapping takes the oldest
- * entries, a batch per call, outside the lock. A class of another size
- * left empty for a whole second is given up, so a program that moves on
- * to new sizes is not stuck with the old ones.
+ * low-water mark since the previous trim, less what it keeps (CLASS_KEEP
+ * stacks, fewer for big stacks: no class keeps more than KEEP_BYTES of
+ * mappings). A program that churns through a burst of threads again and
+ * again keeps its stacks; one that had a burst once gets the memory back.
+ * A class of another size than the default that saw no spawn and no end
+ * for a whole second is emptied and given up, so a program that moves on
+ * to new sizes is not stuck with the old ones. Unmapping takes the oldest
+ * entries, a batch per call, outside the lock.
  */
 #include "internal.h"
 #include "arch/fiber.h"
@@ -40,7 +42,8 @@
 #include <string.h>
 
 #define NCLASS 8
-#define CLASS_KEEP 1024
+#define CLASS_KEEP 1024               /* stacks a class keeps, at most... */
+#define KEEP_BYTES (64ul << 20)       /* ...and no more mapping than this */
 #define TRIM_BATCH 8192
 #define TRIM_EVERY_NS 1000000000
 
@@ -51,6 +54,8 @@ struct size_class {
                                  lock, as a hint */
     long cap;
     long min;                 /* low-water mark of count since last trim */
+    long keep;                /* what the reaper leaves (class_keep) */
+    bool used;                /* a put or take since the last trim */
 };
 
 static struct ilock glock = ILOCK_INIT;
@@ -58,7 +63,7 @@ static struct size_class classes[NCLASS]; /* glock */
 static long cached_total;     /* glock; atomic stores: all classes' count */
 static int64_t last_trim;     /* reaper only */
 
-/* A class just grew past CLASS_KEEP: the reaper has work. A monitor that
+/* A class just got work for the reaper (has_work). A monitor that
  * went to sleep with nothing to trim (every worker idle) would otherwise
  * never come back for it when the stacks arrive from a plain kernel thread
  * joining its weft threads, which wakes no worker. The monitor reads the
@@ -76,13 +81,31 @@ static void trim_due(void)
     }
 }
 
+/* Whether the reaper has work in c if it holds count stacks: more than it
+ * keeps, or any at all in a class of another size than the default, which
+ * it empties once unused (see top). */
+static bool has_work(const struct size_class *c, long count)
+{
+    return count > load_relaxed(&c->keep) || (c != &classes[0] && count > 0);
+}
+
+/* How many stacks of stack_size the reaper leaves a class: CLASS_KEEP,
+ * fewer where that many would map more than KEEP_BYTES (1 MiB stacks: 63). */
+static long class_keep(size_t stack_size)
+{
+    long by_bytes = (long)(KEEP_BYTES / (stack_size + weft__page_size()));
+    return by_bytes < 1 ? 1 : by_bytes < CLASS_KEEP ? by_bytes : CLASS_KEEP;
+}
+
 /* The class of stack_size, or NULL. With make, one is claimed for a size
  * that has none. Called with glock held. */
 static struct size_class *class_of(size_t stack_size, bool make)
 {
     struct size_class *c = &classes[0];
-    if (!c->stack_size)
+    if (!c->stack_size) {
         c->stack_size = weft__rt.stack_size; /* set once the runtime runs */
+        store_relaxed(&c->keep, class_keep(c->stack_size));
+    }
     if (stack_size == c->stack_size)
         return c;
     struct size_class *free_one = NULL;
@@ -95,6 +118,7 @@ static struct size_class *class_of(size_t stack_size, bool make)
     }
     if (make && free_one) {
         free_one->stack_size = stack_size;
+        store_relaxed(&free_one->keep, class_keep(stack_size));
         free_one->min = 0;
         return free_one;
     }
@@ -124,7 +148,8 @@ static long global_put(size_t stack_size, struct uthread **v, long n)
         }
     }
     memcpy(c->arr + c->count, v, (size_t)n * sizeof *v);
-    bool crossed = c->count <= CLASS_KEEP && c->count + n > CLASS_KEEP;
+    bool crossed = !has_work(c, c->count) && has_work(c, c->count + n);
+    c->used = true;
     store_relaxed(&c->count, c->count + n);
     store_relaxed(&cached_total, cached_total + n);
     iunlock(&glock);
@@ -146,6 +171,7 @@ static long global_take(size_t stack_size, struct uthread **v, long n)
     }
     if (n > c->count)
         n = c->count;
+    c->used = true;
     store_relaxed(&c->count, c->count - n);
     store_relaxed(&cached_total, cached_total - n);
     memcpy(v, c->arr + c->count, (size_t)n * sizeof *v);
@@ -199,11 +225,15 @@ void weft__cache_put_slow(struct worker *w, struct uthread *ut)
 }
 
 /* Takes the surplus of one class (called with glock held) into *list,
- * which is batch or a fresh allocation. Returns how many. */
+ * which is batch or a fresh allocation. Returns how many. The surplus is
+ * what the class kept above its keep and did not need since the last
+ * trim; for a class of another size than the default that nobody used
+ * since then, everything, and the class is given up once empty. */
 static long class_trim(struct size_class *c, struct uthread **batch, long room,
                        struct uthread ***list)
 {
-    long excess = c->min - CLASS_KEEP;
+    bool unused = c != &classes[0] && !c->used;
+    long excess = unused ? c->count : c->min - c->keep;
     if (excess > TRIM_BATCH)
         excess = TRIM_BATCH;
     long took = 0;
@@ -219,12 +249,16 @@ static long class_trim(struct size_class *c, struct uthread **batch, long room,
             took = excess;
         }
     }
-    if (c != &classes[0] && c->count == 0 && c->min == 0 && c->stack_size) {
-        /* Empty for a whole second: give the class up. */
+    if (unused && c->count == 0) {
         free(c->arr);
-        *c = (struct size_class){0};
+        /* Field by field: count and keep are read without the lock. */
+        c->stack_size = 0;
+        c->arr = NULL;
+        c->cap = 0;
+        store_relaxed(&c->keep, 0);
     }
     c->min = c->count;
+    c->used = false;
     return took;
 }
 
@@ -258,7 +292,7 @@ void weft__thread_reset_child(void)
 bool weft__cache_trim_pending(void)
 {
     for (int i = 0; i < NCLASS; i++)
-        if (load_seq(&classes[i].count) > CLASS_KEEP) /* seq_cst: see trim_due */
+        if (has_work(&classes[i], load_seq(&classes[i].count))) /* seq_cst: see trim_due */
             return true;
     return false;
 }
