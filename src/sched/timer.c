@@ -140,10 +140,12 @@ int weft__timers_run(struct worker *w, int64_t now)
             break;
     }
     w->ready_fifo = false;
-    /* One thread woken, alone in the ring, runs here next: waking another
-     * worker for it (a futex wake, a microsecond or two here) would only
-     * delay it. A helper is worth waking when there is more to take. */
-    if (n && w->tail - load_acquire(&w->head) > 1)
+    /* One thread woken, with nothing else queued here, runs here next:
+     * waking another worker for it (a futex wake, a microsecond or two
+     * here) would only delay it. A helper is worth waking when there is
+     * more to take: in the ring, runnext or the spawn deque. */
+    if (n && (w->tail - load_acquire(&w->head) > 1 || load_relaxed(&w->runnext) ||
+              w->bottom != load_relaxed(&w->top)))
         weft__wakep();
     return n;
 }
