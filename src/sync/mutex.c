@@ -3,8 +3,8 @@
  *
  * The state word has three bits: LOCKED; PARKED (some thread may be
  * queued in the parking lot on &m->state); WOKEN (a thread that was just
- * woken, or is spinning, is on its way to take the mutex, so an unlock need
- * not wake another: Go's sync.Mutex has the same flag). owner is the key of
+ * woken is on its way to take the mutex, so an unlock need not wake
+ * another: Go's sync.Mutex has a flag like it). owner is the key of
  * the holder (weft__self_key), written by the holder only, so a thread
  * that reads its own key there holds the mutex; it makes unlock by a
  * non-owner -EPERM and relocking -EDEADLK.
@@ -34,8 +34,8 @@
  * a cache miss. Then it sets PARKED and parks, validating
  * under the bucket lock that the state is still LOCKED and PARKED, so an
  * unlock either comes before the validation (and the locker retries) or
- * finds it queued. A woken thread holds WOKEN until the CAS that takes the
- * mutex or sets PARKED again; without that flag every unlock under
+ * finds it queued. A thread woken with WOKEN set for it (token WOKE)
+ * holds the bit until the CAS that takes the mutex or sets PARKED again; without that flag every unlock under
  * contention would wake a thread, and a stream of wake-ups that mostly
  * lose the race cost four times the throughput with 8 threads.
  *
@@ -271,8 +271,8 @@ static uintptr_t unlock_decide(void *ctx, struct unpark_info info)
     return woke ? WOKE : 0;
 }
 
-/* PARKED is set. Wake one waiter, unless a woken or spinning thread is
- * already on its way to take the mutex (WOKEN): then just release. */
+/* PARKED is set. Wake one waiter, unless a woken thread is already on
+ * its way to take the mutex (WOKEN): then just release. */
 static __attribute__((noinline)) void unlock_slow(weft_mutex_t *m)
 {
     uint32_t s = load_relaxed(&m->state);
