@@ -535,15 +535,6 @@ static inline __attribute__((always_inline)) uint32_t weft__stop_self(void)
  * the descriptor of a user thread, or a tagged per-kernel-thread address.
  * Never 0. Same rule as weft__kthread. */
 uintptr_t weft__self_key(void);
-/* The same, inline for a weft thread (the lock and unlock fast paths):
- * the kernel thread is read with the asm that cannot be cached across a
- * switch, and only a plain kernel thread takes the call. */
-static inline __attribute__((always_inline)) uintptr_t weft__self_key_fast(void)
-{
-    struct kthread *k = weft__kthread();
-    struct uthread *ut = k ? load_relaxed(&k->cur) : NULL;
-    return likely(ut != NULL) ? (uintptr_t)ut : weft__self_key();
-}
 
 /* Makes ut runnable (from any thread). */
 void weft__ready(struct uthread *ut);

@@ -194,17 +194,11 @@ acquired:
     return 0;
 }
 
-/* The lock of a plain kernel thread, whose key takes a call. */
+/* The lock of a plain kernel thread, whose key takes a call; lock_slow
+ * tries the mutex before anything else. */
 static __attribute__((noinline)) int lock_outside(weft_mutex_t *m, int64_t deadline)
 {
-    uintptr_t key = weft__self_key();
-    uint32_t s = 0;
-    if (__atomic_compare_exchange_n(&m->state, &s, M_LOCKED, 0, __ATOMIC_ACQUIRE,
-                                    __ATOMIC_RELAXED)) {
-        store_relaxed(&m->owner, key);
-        return 0;
-    }
-    return lock_slow(m, key, deadline);
+    return lock_slow(m, weft__self_key(), deadline);
 }
 
 /* The fast paths below keep nothing across a call (every call is the
