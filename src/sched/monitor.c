@@ -60,7 +60,6 @@ static void *monitor_main(void *arg)
     struct runtime *rt = &weft__rt;
     /* Fast ticks of 20 us would be 70 us with the default 50 us slack. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
-    prctl(PR_SET_NAME, "weft-monitor", 0, 0, 0);
     int64_t last_slow = 0;
     for (;;) {
         /* Cleared before looking, so a wake-up during the look is kept. */
@@ -125,8 +124,10 @@ void weft__monitor_start(void)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t t;
-    if (pthread_create(&t, NULL, monitor_main, NULL) == 0)
+    if (pthread_create(&t, NULL, monitor_main, NULL) == 0) {
+        pthread_setname_np(t, "weft-monitor"); /* as for the workers */
         pthread_detach(t);
+    }
     /* Without a monitor weft still runs; the reaper, the starvation kick,
      * hand-offs and preemption are missing. */
     pthread_sigmask(SIG_SETMASK, &old, NULL);

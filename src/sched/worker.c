@@ -44,7 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #define SPIN_ROUNDS 32
@@ -200,10 +199,6 @@ static void *kthread_main(void *arg)
 {
     struct kthread *k = arg;
     pthread_sigmask(SIG_SETMASK, &kthread_mask, NULL);
-    /* As top -H, ps -L and gdb show it. */
-    char name[16];
-    snprintf(name, sizeof name, "weft-m%d", k->id);
-    prctl(PR_SET_NAME, name, 0, 0, 0);
     k->stat_fd = weft__preempt_stat_open();
     store_release(&k->tid, (int)gettid()); /* the monitor reads both */
     weft__kthread_set(k);
@@ -284,6 +279,12 @@ struct kthread *weft__kthread_new(struct worker *w)
         iunlock(&rt->spare_lock);
         return NULL;
     }
+    /* Named here, not by the thread itself, so that the name is there (in
+     * top -H, ps -L, gdb) as soon as the thread is, even before it first
+     * runs. A failure (no /proc) only loses the name. */
+    char name[16];
+    snprintf(name, sizeof name, "weft-m%d", k->id);
+    pthread_setname_np(k->pt, name);
     pthread_detach(k->pt);
     return k;
 }
