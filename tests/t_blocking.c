@@ -109,11 +109,14 @@ static void spares_case(void *arg)
     int base = count_tasks();
     for (int round = 0; round < 3; round++) {
         pipe_case(NULL);
-        int n = 0;
-        for (int i = 0; i < 400; i++) {
+        /* The spare exits 50 ms after it was left unused, but on a loaded
+         * machine (or under a sanitizer) it may get a CPU to do so much
+         * later: wait up to 30 s for it to be gone. */
+        int n = count_tasks();
+        int64_t give_up = weft_after(WEFT_SEC(30));
+        while (n > base && weft_now() < give_up) {
             weft_sleep(weft_after(WEFT_MS(5)));
-            if ((n = count_tasks()) <= base)
-                break;
+            n = count_tasks();
         }
         CHECK_EQ(n, base);
     }
@@ -124,12 +127,20 @@ static void spares_case(void *arg)
 
 static int a_inside; /* atomic, like every flag here */
 static int a_done;
-static long during;
+static long during; /* atomic: read by the sleeper's kernel thread */
 
+/* Blocks its kernel thread until the counter has counted a round during
+ * the call (or 30 s have passed; during stays 0 then, and the test fails),
+ * one second at least. A fixed sleep(1) alone would fail the test on a
+ * machine too loaded to hand the worker off and run the counter within
+ * that second. */
 static int64_t sleep_one(void *arg)
 {
     (void)arg;
-    return sleep(1);
+    int r = sleep(1);
+    for (int i = 0; i < 3000 && !__atomic_load_n(&during, __ATOMIC_SEQ_CST); i++)
+        usleep(10000);
+    return r;
 }
 
 static void *sleeper(void *arg)
@@ -147,7 +158,7 @@ static void *counter(void *arg)
     (void)arg;
     while (!__atomic_load_n(&a_done, __ATOMIC_SEQ_CST)) {
         if (__atomic_load_n(&a_inside, __ATOMIC_SEQ_CST))
-            during++;
+            __atomic_fetch_add(&during, 1, __ATOMIC_SEQ_CST);
         weft_sleep(weft_after(WEFT_MS(1)));
     }
     return NULL;
