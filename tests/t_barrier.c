@@ -20,7 +20,7 @@
  *  - a thread back from wait destroys the barrier (retrying while it says
  *    -EBUSY) and initializes it again at once, before the threads it
  *    released have run: they must still return. 10 rounds on 1 worker
- *    (deterministic: they have not run yet; a join with a 10 s deadline
+ *    (deterministic: they have not run yet; a join with a 60 s deadline
  *    turns the hang into a message), then 200 rounds on the default
  *    workers with a pthread among the three.
  *
@@ -242,10 +242,10 @@ static void reinit_rounds(long rounds, int kernels)
                 thr_join(&t[i]);
                 continue;
             }
-            int j = weft_join(t[i].w, NULL, weft_after(WEFT_SEC(10)));
+            int j = weft_join(t[i].w, NULL, weft_after(WEFT_SEC(60)));
             if (j == -ETIMEDOUT)
                 check_failed("round %ld: a thread released by the barrier was still inside "
-                             "weft_barrier_wait 10 s after destroy returned 0 and the "
+                             "weft_barrier_wait 60 s after destroy returned 0 and the "
                              "barrier was initialized again\n", round);
             CHECK_ERR(j, 0);
         }
