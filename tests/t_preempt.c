@@ -25,7 +25,8 @@
  *               main (a kernel thread) stops it
  *   syscall     a plain nanosleep(2) in a weft thread, which stalls its
  *               worker, is not cut short by a preemption signal (the
- *               monitor leaves kernel threads asleep in the kernel alone)
+ *               monitor leaves kernel threads asleep in the kernel alone;
+ *               one EINTR is let pass, for the race the man page names)
  *   condwait    a thread flagged for preemption (it stalled its worker in a
  *               plain system call) then waits on a condition variable: the
  *               wait's own unlock does not yield it while it is queued
@@ -400,8 +401,19 @@ static void disable_case(void *arg)
 static void *plain_sleeper(void *arg)
 {
     (void)arg;
+    /* The monitor looks before it signals (weft_preempt(3)): a thread
+     * asleep in the kernel is left alone. Were it signalled at each slice,
+     * this 80 ms sleep would end in EINTR about 8 times. A thread that the
+     * kernel kept off the CPU for a whole slice just before its call may
+     * see one EINTR (the look and the signal are not atomic), as under any
+     * signal: that is allowed once. */
     struct timespec ts = {0, 80 * 1000 * 1000};
-    CHECK_EQ(nanosleep(&ts, &ts), 0); /* EINTR would be -1 */
+    int eintr = 0;
+    while (nanosleep(&ts, &ts) != 0) {
+        CHECK_EQ(errno, EINTR);
+        eintr++;
+    }
+    CHECK(eintr <= 1);
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     return NULL;
 }
