@@ -373,8 +373,8 @@ struct kthread {
     int *errno_p;              /* this kernel thread's errno; saved in and
                                   restored from uthread.err at switches */
     int id;
-    int tid;                   /* atomic: kernel thread id (gettid), for
-                                  /proc; stored by the M when it starts */
+    uint32_t tid;              /* atomic, futex: kernel thread id (gettid),
+                                  for /proc; stored by the M when it starts */
     int stat_fd;               /* its /proc/self/task/<tid>/stat, open for
                                   the M's life (preempt.c), or -1; set
                                   before tid */

@@ -319,7 +319,7 @@ void weft__preempt_scan(int64_t now)
             continue;
         w->mon_tick_since = now; /* ask again a slice from now */
         store_relaxed(&w->preempt_tick, tick + 1);
-        int tid = load_acquire(&k->tid); /* 0 until the M has started */
+        uint32_t tid = load_acquire(&k->tid); /* 0 until the M has started */
         if (tid && kthread_running(k))
             pthread_kill(k->pt, PREEMPT_SIGNAL);
     }

@@ -200,7 +200,8 @@ static void *kthread_main(void *arg)
     struct kthread *k = arg;
     pthread_sigmask(SIG_SETMASK, &kthread_mask, NULL);
     k->stat_fd = weft__preempt_stat_open();
-    store_release(&k->tid, (int)gettid()); /* the monitor reads both */
+    store_release(&k->tid, (uint32_t)gettid()); /* the monitor reads both */
+    weft__futex_wake(&k->tid, 1);                /* weft__workers_start */
     weft__kthread_set(k);
     weft__overflow_thread_init(k);
     k->tsan_fiber = tsan_fiber_current();
@@ -310,6 +311,15 @@ int weft__workers_start(void)
     }
     if (started == 0)
         return -EAGAIN;
+    /* Return only once each has opened its stat file: the runtime's
+     * descriptors are then all there when the first weft call returns,
+     * instead of appearing in the process a moment later and taking a
+     * number the program just closed (t_io_errors met that). */
+    for (int i = 0; i < started; i++) {
+        struct kthread *k = rt->workers[i].k;
+        while (!load_acquire(&k->tid))
+            weft__futex_wait(&k->tid, 0, -1);
+    }
     /* Fewer kernel threads than asked: run with those (the workers past
      * them were never visible to anyone). The started ones read nworkers
      * only once the runtime is running (kthread_main). */
