@@ -22,7 +22,11 @@
  *                         weft_init({.workers = 2}) succeeds
  *
  * Each run then counts its worker kernel threads (named weft-m<id>) and
- * compares with the setting. Eight workers on a 2-core machine means more
+ * compares with the setting. Where weft_init starts the runtime, the count
+ * is also taken the moment it returns, when each worker must already have
+ * its name and the one descriptor it keeps (its /proc stat file, opened
+ * before weft_init returns, so that no number the program closes later is
+ * taken by a worker starting late). Eight workers on a 2-core machine means more
  * kernel threads than CPUs; the workload must still finish with the right
  * result. The highest number
  * of threads seen running at once is printed, not asserted (it depends on
@@ -175,6 +179,33 @@ static int worker_threads(void)
     return n;
 }
 
+/* Descriptors open on a kernel thread's /proc stat file. */
+static int stat_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        char path[300], target[256];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = 0;
+        n += strstr(target, "/task/") && len > 5 && !strcmp(target + len - 5, "/stat");
+    }
+    closedir(d);
+    return n;
+}
+
+/* Right after weft_init: every worker is named and has its descriptor. */
+static void check_started(int want)
+{
+    CHECK_EQ(worker_threads(), want);
+    CHECK_EQ(stat_fds(), want);
+}
+
 static void run_self(const char *mode, const char *arg, const char *workers_env)
 {
     size_t n = 0;
@@ -235,12 +266,16 @@ int main(int argc, char **argv)
              getenv("WEFT_WORKERS") ? getenv("WEFT_WORKERS") : "unset");
     if (!strcmp(mode, "config") || !strcmp(mode, "override")) {
         weft_config cfg = {.workers = atoi(argv[2])};
+        CHECK_EQ(stat_fds(), 0);
         CHECK_ERR(weft_init(&cfg), 0);
+        check_started(!strcmp(mode, "override") ? 1 : cfg.workers);
     } else if (!strcmp(mode, "bad")) {
         weft_config bad = {.workers = -1};
         CHECK_ERR(weft_init(&bad), -EINVAL);
+        CHECK_EQ(worker_threads(), 0);
         weft_config good = {.workers = 2};
         CHECK_ERR(weft_init(&good), 0);
+        check_started(2);
     } else {
         CHECK(!strcmp(mode, "env"));
     }
