@@ -389,7 +389,10 @@ static void *misuse_driver(void *arg)
 static void run_misuse(const char *mode)
 {
     misuse_send = !strcmp(mode, "send");
-    weft_config cfg = {.workers = 1};
+    /* The waiter must be parked when the driver frees the channel: no
+     * preemption to reorder them on a loaded machine (see t_yield). */
+    setenv("WEFT_PREEMPT", "off", 1);
+    weft_config cfg = {.workers = 1, .time_slice = -1};
     CHECK_ERR(weft_init(&cfg), 0);
     weft_t d;
     CHECK_ERR(weft_spawn(&d, misuse_driver, NULL, NULL), 0);

@@ -148,8 +148,13 @@ static void *driver(void *arg)
 
 int main(void)
 {
+    /* No preemption either: on a loaded machine the kernel may keep the
+     * worker off the CPU for a whole time slice, and the monitor would
+     * then preempt whatever thread it finds, out of the order this test
+     * checks. */
     setenv("WEFT_WORKERS", "1", 1);
-    weft_config cfg = {.workers = 1};
+    setenv("WEFT_PREEMPT", "off", 1); /* the environment wins over cfg */
+    weft_config cfg = {.workers = 1, .time_slice = -1};
     CHECK_ERR(weft_init(&cfg), 0);
 
     weft_t d;
