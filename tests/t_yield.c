@@ -11,6 +11,12 @@
  *    yielding after each turn, never take two turns in a row while another
  *    thread still has turns left, and no thread finishes before every other
  *    has taken at least K/2 turns (yield is round-robin enough to be fair);
+ *  - phases: a thread spawned just before a yield has run when the yield
+ *    returns, whichever of the 16 phases of the scheduler's periodic
+ *    checks the yield falls on (each round first makes 0-15 yields with
+ *    nothing else to run, which only count picks). The periodic pick looks
+ *    at the ring first, and a yield that queued its caller there before
+ *    picking took itself back while the new thread waited;
  *  - weft_yield on main (not a weft thread) simply returns.
  *
  * Everything is spawned by a driver thread, so no thread can be made
@@ -115,6 +121,32 @@ static void check_log(void)
         CHECK_EQ(taken[k], TURNS);
 }
 
+/* ---- phases ---- */
+
+static void *mark(void *arg)
+{
+    __atomic_store_n((int *)arg, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void phases(void)
+{
+    for (int round = 0; round < 64; round++) {
+        for (int i = 0; i < round % 16; i++)
+            weft_yield(); /* alone: advances the pick count only */
+        int ran = 0;
+        weft_t t;
+        CHECK_ERR(weft_spawn(&t, mark, &ran, NULL), 0);
+        weft_yield();
+        if (!__atomic_load_n(&ran, __ATOMIC_ACQUIRE))
+            check_failed("round %d: a yield returned before the thread spawned just "
+                         "before it had run\n",
+                         round);
+        CHECK_ERR(weft_join(t, NULL, WEFT_FOREVER), 0);
+    }
+    printf("phases: a yield let the new thread run in all 64 rounds\n");
+}
+
 static void *driver(void *arg)
 {
     (void)arg;
@@ -143,6 +175,8 @@ static void *driver(void *arg)
     for (int i = 0; i < NTHREADS; i++)
         CHECK_ERR(weft_join(t[i], NULL, WEFT_FOREVER), 0);
     check_log();
+
+    phases();
     return U2P(1);
 }
 

@@ -419,17 +419,22 @@ static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthre
      * recurses and yields alone could run far past it unseen. */
     if (unlikely(ut->canary != NULL))
         weft__stack_check(ut);
-    /* Published by the release in runq_put / the inbox lock. */
-    store_relaxed(&ut->switching, 1);
-    if (unlikely(weft__rt.debug_migrate) && weft__rt.nworkers > 1)
+    struct worker *w = k->w;
+    if (unlikely(weft__rt.debug_migrate) && weft__rt.nworkers > 1) {
+        store_relaxed(&ut->switching, 1); /* published by the inbox lock */
         migrate(ut);
-    else
-        runq_put(k->w, ut);
-    struct uthread *next = sched_pick(k->w);
-    if (next == ut) {
-        store_release(&ut->switching, 0);
+        switch_away(k, ut, sched_pick(w)); /* ut is in another's inbox */
         return;
     }
+    /* The pick comes before the caller is queued: every 16th pick looks at
+     * the ring first, and with the caller just queued there it would take
+     * the caller straight back while runnext or the spawn deque held
+     * threads waiting to run (t_yield's "phases" case). */
+    struct uthread *next = sched_pick(w);
+    if (!next)
+        return; /* nobody else to run */
+    store_relaxed(&ut->switching, 1); /* published by runq_put's release */
+    runq_put(w, ut);
     switch_away(k, ut, next);
 }
 
