@@ -423,7 +423,12 @@ static __attribute__((noinline)) void yield_slow(struct kthread *k, struct uthre
     if (unlikely(weft__rt.debug_migrate) && weft__rt.nworkers > 1) {
         store_relaxed(&ut->switching, 1); /* published by the inbox lock */
         migrate(ut);
-        switch_away(k, ut, sched_pick(w)); /* ut is in another's inbox */
+        struct uthread *next = sched_pick(w);
+        if (next == ut) { /* sent to this worker's own inbox after all */
+            store_release(&ut->switching, 0);
+            return;
+        }
+        switch_away(k, ut, next);
         return;
     }
     /* The pick comes before the caller is queued: every 16th pick looks at
