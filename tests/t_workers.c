@@ -36,6 +36,7 @@
 
 #include <ctype.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,50 +154,58 @@ static void workload(const char *what)
            __atomic_load_n(&max_running, __ATOMIC_RELAXED));
 }
 
-/* Runs this program again with argv[1..2] = mode, arg and WEFT_WORKERS set
- * to workers_env (NULL: unset); the child must exit 0. */
-/* Kernel threads of this process that run workers: weft names them
- * weft-m<id> (the monitor is weft-monitor). */
-static int worker_threads(void)
+/* How many entries of the /proc directory dir match: match gets the
+ * entry's full path (the entry may vanish meanwhile; match then says no). */
+static int count_proc(const char *dir, bool (*match)(const char *path))
 {
-    DIR *d = opendir("/proc/self/task");
+    DIR *d = opendir(dir);
     CHECK(d != NULL);
     struct dirent *e;
     int n = 0;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; /* the thread ended meanwhile */
-        if (fgets(comm, sizeof comm, f) && !strncmp(comm, "weft-m", 6) && isdigit(comm[6]))
-            n++;
-        fclose(f);
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        n += match(path);
     }
     closedir(d);
     return n;
 }
 
-/* Descriptors open on a kernel thread's /proc stat file. */
+/* A kernel thread that runs a worker: weft names them weft-m<id> (the
+ * monitor is weft-monitor). */
+static bool is_worker(const char *task)
+{
+    char path[320], comm[32] = "";
+    snprintf(path, sizeof path, "%s/comm", task);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false; /* the thread ended meanwhile */
+    bool yes = fgets(comm, sizeof comm, f) && !strncmp(comm, "weft-m", 6) && isdigit(comm[6]);
+    fclose(f);
+    return yes;
+}
+
+/* A descriptor open on a kernel thread's /proc stat file. */
+static bool is_stat_fd(const char *fd)
+{
+    char target[256];
+    ssize_t len = readlink(fd, target, sizeof target - 1);
+    if (len <= 5)
+        return false;
+    target[len] = 0;
+    return strstr(target, "/task/") && !strcmp(target + len - 5, "/stat");
+}
+
+static int worker_threads(void)
+{
+    return count_proc("/proc/self/task", is_worker);
+}
+
 static int stat_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
-    struct dirent *e;
-    int n = 0;
-    while ((e = readdir(d))) {
-        char path[300], target[256];
-        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-        ssize_t len = readlink(path, target, sizeof target - 1);
-        if (len <= 0)
-            continue;
-        target[len] = 0;
-        n += strstr(target, "/task/") && len > 5 && !strcmp(target + len - 5, "/stat");
-    }
-    closedir(d);
-    return n;
+    return count_proc("/proc/self/fd", is_stat_fd);
 }
 
 /* Right after weft_init: every worker is named and has its descriptor. */
@@ -206,6 +215,8 @@ static void check_started(int want)
     CHECK_EQ(stat_fds(), want);
 }
 
+/* Runs this program again with argv[1..2] = mode, arg and WEFT_WORKERS set
+ * to workers_env (NULL: unset); the child must exit 0. */
 static void run_self(const char *mode, const char *arg, const char *workers_env)
 {
     size_t n = 0;
